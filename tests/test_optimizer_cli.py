@@ -1,0 +1,141 @@
+"""``python optimizer.py`` end to end on real data, the embedded default, and bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pairtrade.backtest.optimize import default_params, holdout_cutoff
+from pairtrade.config import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+OPTIMIZER = ROOT / "optimizer.py"
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY")}
+    return subprocess.run([sys.executable, str(OPTIMIZER), "--quiet", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=env, timeout=timeout)
+
+
+def _pipeline():
+    pytest.importorskip("pairtrade.signals.pipeline", reason="signal pipeline not available yet")
+
+
+def test_real_5min_data_end_to_end(tmp_path, equities_5min):
+    _pipeline()
+    out = tmp_path / "optimized_params.json"
+    cp = run_cli("--data", str(equities_5min), "--pairs", str(ROOT / "pairs.json"), "--params", str(out))
+    assert cp.returncode == 0, cp.stderr
+    pf = load_params(out)  # validates against ParamsFile
+    raw = json.loads(out.read_text())
+    assert raw["schema_version"] == 1 and raw["bar_size"] == "5Min"
+    assert str(equities_5min) in pf.data.source and "file" in cp.stdout
+    # default in-sample range holds out the final calendar month (December 2025)
+    assert pd.Timestamp(pf.data.end) < pd.Timestamp("2025-12-01 05:00", tz="UTC")
+    assert pd.Timestamp(pf.data.end) > pd.Timestamp("2025-11-25", tz="UTC")
+    assert pd.Timestamp(pf.data.start) >= pd.Timestamp("2025-05-12 13:30", tz="UTC")
+    assert set(pf.pairs) == {"SPX-COMP", "XOM-CVX", "GS-MS", "JPM-BAC"}
+    spx = pf.pairs["SPX-COMP"]
+    assert not spx.tradable and "symbol not in data" in spx.reason and "SPX" in spx.reason
+    for pid in ("XOM-CVX", "GS-MS", "JPM-BAC"):
+        pp = pf.pairs[pid]
+        assert pp.tradable, (pid, pp.reason)
+        assert pp.metrics.sharpe > 0 and pp.metrics.trades >= 10
+        assert pp.metrics.adf_pvalue <= 0.05
+        assert pp.params.exit_z < pp.params.entry_z < pp.params.stop_z
+        assert pp.params.zscore_window_bars == 78 and pp.params.adf_window_bars == 390
+    assert pf.costs.slippage_per_share == 0.01
+
+
+def test_embedded_default(tmp_path):
+    _pipeline()
+    (tmp_path / "pairs.json").write_text((ROOT / "pairs.json").read_text())
+    cp = run_cli(cwd=tmp_path)
+    assert cp.returncode == 0, cp.stderr
+    assert "embedded default" in cp.stdout
+    pf = load_params(tmp_path / "optimized_params.json")
+    assert pf.bar_size == "1Day" and "embedded" in pf.data.source
+    assert pd.Timestamp(pf.data.end) < pd.Timestamp("2018-01-01", tz="UTC")  # 2018 held out
+    assert pf.pairs["SPX-COMP"].tradable, pf.pairs["SPX-COMP"].reason
+    assert pf.pairs["SPX-COMP"].params.zscore_window_bars == 20
+    for pid, sym in (("XOM-CVX", "XOM"), ("GS-MS", "GS"), ("JPM-BAC", "JPM")):
+        pp = pf.pairs[pid]
+        assert not pp.tradable and "symbol not in data" in pp.reason and sym in pp.reason
+        assert "embedded" in pp.reason
+
+
+@pytest.mark.parametrize("content,needle", [
+    ('{"pairs": [{"y": "XOM"}]}', "pairs.0.x"),
+    ('{"pairs": [{"y": "XOM", "x": "CVX", "z": 1}]}', "pairs.0.z"),
+    ('{"pairs": [', "not valid JSON"),
+    ('{"pairs": []}', "pairs"),
+])
+def test_malformed_pairs_file_exit_2(tmp_path, content, needle):
+    bad = tmp_path / "bad_pairs.json"
+    bad.write_text(content)
+    cp = run_cli("--pairs", str(bad), "--params", str(tmp_path / "o.json"))
+    assert cp.returncode == 2
+    assert "bad_pairs.json" in cp.stderr and needle in cp.stderr
+    assert "Traceback" not in cp.stderr
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_missing_data_file_exit_2(tmp_path):
+    cp = run_cli("--data", str(tmp_path / "nope.csv"), "--params", str(tmp_path / "o.json"))
+    assert cp.returncode == 2 and "nope.csv" in cp.stderr and "not found" in cp.stderr
+    assert "Traceback" not in cp.stderr
+
+
+def test_nan_prices_and_missing_column_exit_2(tmp_path):
+    idx = pd.date_range("2024-01-02 09:30", periods=20, freq="5min")
+    rows = []
+    for sym in ("AAA", "BBB"):
+        for t in idx:
+            rows.append((sym, t, 10.0, 10.5, 9.5, 10.2, 100))
+    df = pd.DataFrame(rows, columns=["symbol", "datetime", "open", "high", "low", "close", "volume"])
+    df.loc[5, "open"] = np.nan
+    f = tmp_path / "nan.csv"
+    df.to_csv(f, index=False)
+    (tmp_path / "p.json").write_text('{"pairs": [{"y": "AAA", "x": "BBB"}]}')
+    cp = run_cli("--data", str(f), "--pairs", str(tmp_path / "p.json"), "--params", str(tmp_path / "o.json"))
+    assert cp.returncode == 2 and "Traceback" not in cp.stderr
+    assert "nan.csv" in cp.stderr and "AAA" in cp.stderr and "open" in cp.stderr
+    df.drop(columns=["close"]).to_csv(f, index=False)
+    cp = run_cli("--data", str(f), "--pairs", str(tmp_path / "p.json"), "--params", str(tmp_path / "o.json"))
+    assert cp.returncode == 2 and "close" in cp.stderr and "Traceback" not in cp.stderr
+
+
+def test_too_short_history_is_not_tradable(tmp_path):
+    _pipeline()
+    idx = pd.date_range("2024-01-02", periods=120, freq="B")
+    rng = np.random.default_rng(3)
+    a = 50 + np.cumsum(rng.normal(0, 0.5, len(idx)))
+    pd.DataFrame({"Date": idx.strftime("%Y-%m-%d"), "AAA": a, "BBB": a + 5}).to_csv(tmp_path / "w.csv", index=False)
+    (tmp_path / "p.json").write_text('{"pairs": [{"y": "AAA", "x": "BBB"}, {"y": "AAA", "x": "CCC"}]}')
+    cp = run_cli("--data", str(tmp_path / "w.csv"), "--pairs", str(tmp_path / "p.json"),
+                 "--params", str(tmp_path / "o.json"), "--start", "2024-01-01", "--end", "2024-06-30")
+    assert cp.returncode == 0, cp.stderr
+    pf = load_params(tmp_path / "o.json")
+    assert not pf.pairs["AAA-BBB"].tradable and "aligned in-sample bars" in pf.pairs["AAA-BBB"].reason
+    assert "symbol not in data: CCC" in pf.pairs["AAA-CCC"].reason
+    assert pd.Timestamp(pf.data.end) <= pd.Timestamp("2024-07-01", tz="America/New_York")
+
+
+def test_defaults_by_bar_size():
+    d = default_params("1Day")
+    assert (d.zscore_window_bars, d.adf_window_bars, d.hurst_window_bars, d.warmup_bars) == (20, 250, 100, 250)
+    m = default_params("5Min")
+    assert (m.zscore_window_bars, m.adf_window_bars, m.hurst_window_bars, m.warmup_bars) == (78, 390, 100, 390)
+    assert default_params("5Min", entry_z=2.5).entry_z == 2.5
+    assert holdout_cutoff(pd.Timestamp("2025-12-31 20:55", tz="UTC"), "5Min") == \
+        pd.Timestamp("2025-12-01", tz="America/New_York")
+    assert holdout_cutoff(pd.Timestamp("2018-12-31 05:00", tz="UTC"), "1Day") == \
+        pd.Timestamp("2018-01-01", tz="America/New_York")
