@@ -83,7 +83,7 @@ def _published_json(p: Published) -> dict:
                            position_qty=f.position_qty) for f in p.fills]}
 
 
-@dataclass
+@dataclass(eq=False)
 class _DataConn:
     ws: web.WebSocketResponse
     path: str
@@ -103,7 +103,7 @@ class _DataConn:
         return symbol in s or "*" in s
 
 
-@dataclass
+@dataclass(eq=False)
 class _TradeConn:
     ws: web.WebSocketResponse
     queue: asyncio.Queue
@@ -443,10 +443,12 @@ class LocalExchange:
     @web.middleware
     async def _middleware(self, request: web.Request, handler) -> web.StreamResponse:
         path = request.path
+        if path in DATA_WS_PATHS or path == TRADE_WS_PATH:
+            return await handler(request)  # websockets authenticate in-band
         api = None
         if path.startswith("/v2/stocks") or path.startswith("/v1beta3"):
             api = "data"
-        elif path.startswith("/v2/") and path not in DATA_WS_PATHS:
+        elif path.startswith("/v2/"):
             api = "trading"
         headers: dict[str, str] = {}
         if api is not None:
