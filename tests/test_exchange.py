@@ -405,3 +405,27 @@ def test_cli_prints_data_and_urls(tmp_path):
     assert "embedded default" in text and "COMP, SPX" in text
     assert "http://127.0.0.1:" in text and "/v2/iex" in text and "/stream" in text
     assert not math.isnan(0.0)
+
+
+def test_crypto_endpoints_and_no_crypto_shorts():
+    from alpaca.data.historical import CryptoHistoricalDataClient
+    from alpaca.data.requests import CryptoBarsRequest, CryptoLatestQuoteRequest
+
+    from tests.conftest import shared_file
+    bs = load_bars(shared_file("crypto_1min_binance_13usdt_2023-03-16_to_2023-05-01.csv.gz"),
+                   symbols=["BTC/USDT", "ETH/USDT"])
+    with LocalExchange(bs, start="2023-04-10T00:00:00Z", rate_limit_per_min=None) as ex:
+        cc = CryptoHistoricalDataClient("local", "local", url_override=ex.base_url)
+        hours = cc.get_crypto_bars(CryptoBarsRequest(symbol_or_symbols=["BTC/USDT"], timeframe=TimeFrame.Hour,
+                                                     start=pd.Timestamp("2023-04-09", tz="UTC"))).data["BTC/USDT"]
+        assert len(hours) == 24 and pd.Timestamp(hours[-1].timestamp) == pd.Timestamp("2023-04-09T23:00:00Z")
+        ex.advance()
+        q = cc.get_crypto_latest_quote(CryptoLatestQuoteRequest(symbol_or_symbols="BTC/USDT"))["BTC/USDT"]
+        assert q.bid_price < q.ask_price
+        tc = TradingClient("local", "local", paper=True, url_override=ex.base_url)
+        assert tc.get_asset("BTC/USDT").shortable is False
+        with pytest.raises(APIError) as e:
+            tc.submit_order(mkt("BTC/USDT", 1, OrderSide.SELL))
+        assert e.value.status_code == 403
+        tc.submit_order(mkt("BTC/USDT", 0.25, OrderSide.BUY))  # fractional long is fine
+        assert ex.advance().fills[0].qty == 0.25

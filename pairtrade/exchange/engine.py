@@ -353,11 +353,16 @@ class Engine:
         return max(0.0, MARGIN_MULTIPLIER * self.equity() - (lmv - smv) - self._open_order_exposure())
 
     def _open_order_exposure(self) -> float:
+        """USD by which open orders would grow the gross position of their symbols (>= 0)."""
         tot = 0.0
-        for o in self.orders.values():
-            if o.is_open:
-                px = o.limit_price or self.last_close(o.symbol) or 0.0
-                tot += o.remaining * px
+        for sym in {o.symbol for o in self.orders.values() if o.is_open}:
+            pos = self.positions.get(sym)
+            cur = pos.qty if pos else 0.0
+            grow = abs(cur + self._pending_qty(sym)) - abs(cur)
+            if grow > 0:
+                lim = [o.limit_price for o in self.orders.values() if o.is_open and o.symbol == sym and o.limit_price]
+                px = self.last_close(sym) or (max(lim) if lim else 0.0)
+                tot += grow * px
         return tot
 
     def _pending_qty(self, symbol: str) -> float:
@@ -456,6 +461,8 @@ class Engine:
                 raise forbidden(f"insufficient qty available for order (requested: {num(q)}, "
                                 f"available: {num(abs(before))})")
             if after < 0 and abs(after) > abs(before) + 1e-12:  # opens or extends a short
+                if "/" in symbol:
+                    raise forbidden("crypto assets cannot be sold short")
                 if abs(q - round(q)) > 1e-9:
                     raise forbidden("fractional orders cannot be sold short")
                 if self.equity() < MIN_EQUITY_TO_SHORT_USD:

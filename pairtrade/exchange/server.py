@@ -389,11 +389,11 @@ class LocalExchange:
         r.add_get("/v2/clock", self._h_clock)
         r.add_get("/v2/calendar", self._h_calendar)
         r.add_get("/v2/assets", self._h_assets)
-        r.add_get("/v2/assets/{sym}", self._h_asset)
+        r.add_get("/v2/assets/{sym:.+}", self._h_asset)
         r.add_get("/v2/positions", self._h_positions)
         r.add_delete("/v2/positions", self._h_close_all)
-        r.add_get("/v2/positions/{sym}", self._h_position)
-        r.add_delete("/v2/positions/{sym}", self._h_close_position)
+        r.add_get("/v2/positions/{sym:.+}", self._h_position)
+        r.add_delete("/v2/positions/{sym:.+}", self._h_close_position)
         r.add_get("/v2/orders:by_client_order_id", self._h_order_by_client_id)
         r.add_post("/v2/orders", self._h_submit)
         r.add_get("/v2/orders", self._h_orders)
@@ -404,6 +404,8 @@ class LocalExchange:
             r.add_get(prefix + "/bars", self._h_bars)
             r.add_get(prefix + "/bars/latest", self._h_latest_bars)
             r.add_get(prefix + "/quotes/latest", self._h_latest_quotes)
+        r.add_get("/v1beta3/crypto/us/latest/bars", self._h_latest_bars)     # crypto spells them this way
+        r.add_get("/v1beta3/crypto/us/latest/quotes", self._h_latest_quotes)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._port, reuse_address=True)
@@ -564,8 +566,8 @@ class LocalExchange:
     def _asset_json(self, sym: str) -> dict:
         return {"id": asset_id(sym), "class": "crypto" if "/" in sym else "us_equity",
                 "exchange": "CRYPTO" if "/" in sym else "NASDAQ", "symbol": sym, "name": f"{sym} (local replay)",
-                "status": "active", "tradable": True, "marginable": True, "shortable": True,
-                "easy_to_borrow": True, "fractionable": True, "maintenance_margin_requirement": 30,
+                "status": "active", "tradable": True, "marginable": "/" not in sym, "shortable": "/" not in sym,
+                "easy_to_borrow": "/" not in sym, "fractionable": True, "maintenance_margin_requirement": 30,
                 "attributes": []}
 
     def _resolve_symbol(self, s: str) -> str | None:
