@@ -1,0 +1,658 @@
+"""The daemon: one trader process per pair, fed from the account's single market-data connection.
+
+``python controller.py`` (see :func:`main` for options).
+
+* reads ``pairs.json`` and ``optimized_params.json``; skips pairs without params or marked not
+  tradable, saying why;
+* ``--exchange local`` (default): starts the local paper exchange in-process on 127.0.0.1 and replays
+  recorded bars (``--data PATH`` or the embedded default); ``--exchange alpaca``: Alpaca paper with the
+  keys in ``.env`` (``--live`` for the real-money account);
+* owns the ONE market-data websocket (alpaca-py ``StockDataStream``) and the ONE ``trade_updates``
+  stream (``TradingStream``) of the account and fans bars / order updates out to the traders over
+  pipes (routing updates by ``client_order_id``);
+* starts the traders staggered (REST budget), restarts a crashed trader with exponential backoff,
+  prefixes each trader's log lines with its pair, and stops them cleanly on SIGINT/SIGTERM;
+* writes ``events.jsonl``, ``trades.csv``, ``equity.csv`` and ``summary.json`` to ``--run-dir``.
+
+In the local replay the clock is *lockstep*: the controller advances the exchange by one bar, waits
+until the bars arrived over the websocket, hands them to the traders and waits for every trader's
+acknowledgement (its orders are then at the venue) before the next bar.  Replays are therefore
+deterministic and as fast as the traders keep up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pairtrade.config import ConfigError, PairSpec, ParamsFile, load_pairs, load_params
+from pairtrade.data.bars import BarSet, DataError, bar_seconds, regular_hours
+
+log = logging.getLogger("pairtrade.controller")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ----------------------------------------------------------------------------------------------
+# trader processes
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TraderProc:
+    """A supervised trader subprocess and its message queue."""
+
+    pair: PairSpec
+    cmd: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    inbox: "queue.Queue[dict]" = field(default_factory=queue.Queue)
+    restarts: int = 0
+    given_up: bool = False
+    last_exit: int | None = None
+
+    @property
+    def pair_id(self) -> str:
+        return self.pair.pair_id
+
+    def spawn(self) -> None:
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1, env=self.env, cwd=str(ROOT),
+                                     start_new_session=True)  # Ctrl-C reaches the controller only
+        threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True).start()
+        threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True).start()
+
+    def _read_stdout(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                self.inbox.put(json.loads(line))
+            except ValueError:
+                log.info("[%s] %s", self.pair_id, line)
+        self.inbox.put({"type": "_eof"})
+
+    def _read_stderr(self, proc: subprocess.Popen) -> None:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            sys.stderr.write(f"[{self.pair_id}] {line}")
+        sys.stderr.flush()
+
+    def send(self, msg: dict) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            return False
+        try:
+            self.proc.stdin.write(json.dumps(msg) + "\n")  # type: ignore[union-attr]
+            self.proc.stdin.flush()  # type: ignore[union-attr]
+            return True
+        except (BrokenPipeError, OSError):
+            return False
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class RunLog:
+    """The run directory: events.jsonl, trades.csv, equity.csv, summary.json (all appended as they come)."""
+
+    TRADE_FIELDS = ["pair", "y", "x", "side", "entry_time", "exit_time", "qty_y", "qty_x", "entry_z", "fees_usd",
+                    "pnl_usd"]
+
+    def __init__(self, run_dir: Path):
+        self.dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._events = open(run_dir / "events.jsonl", "a")
+        new_trades = not (run_dir / "trades.csv").exists()
+        self._trades = open(run_dir / "trades.csv", "a", newline="")
+        self._tw = csv.DictWriter(self._trades, fieldnames=self.TRADE_FIELDS, extrasaction="ignore")
+        if new_trades:
+            self._tw.writeheader()
+        new_eq = not (run_dir / "equity.csv").exists()
+        self._equity = open(run_dir / "equity.csv", "a", newline="")
+        self._ew = csv.writer(self._equity)
+        if new_eq:
+            self._ew.writerow(["timestamp", "cash_usd", "equity_usd"])
+        self.counts: dict[str, int] = {}
+        self.trades: list[dict] = []
+        self.lock = threading.Lock()
+
+    def event(self, msg: dict) -> None:
+        with self.lock:
+            kind = msg.get("event", msg.get("type"))
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            self._events.write(json.dumps(msg, default=str) + "\n")
+            self._events.flush()
+
+    def trade(self, msg: dict) -> None:
+        with self.lock:
+            self.trades.append(msg)
+            self._tw.writerow(msg)
+            self._trades.flush()
+        self.event({**msg, "type": "event", "event": "trade_closed"})
+
+    def equity(self, t: Any, cash: float, equity: float) -> None:
+        with self.lock:
+            self._ew.writerow([str(t), f"{cash:.2f}", f"{equity:.2f}"])
+            self._equity.flush()
+
+    def close(self) -> None:
+        for f in (self._events, self._trades, self._equity):
+            f.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# the controller
+# ----------------------------------------------------------------------------------------------
+class Controller:
+    """Supervises the traders and routes market data and order updates.
+
+    Parameters
+    ----------
+    pairs : tradable pairs (already filtered)
+    params_path : path of optimized_params.json (passed on to the traders)
+    params : its content
+    run_dir : output folder
+    trading_url : REST url_override (local exchange) or None for Alpaca
+    key, secret : credentials (never logged)
+    stagger_secs : pause between trader starts (REST budget: each start costs about 6 requests)
+    max_restarts : restarts per trader before giving up on its pair
+    """
+
+    def __init__(self, pairs: list[PairSpec], params_path: Path, params: ParamsFile, run_dir: Path,
+                 trading_url: str | None, key: str, secret: str, stagger_secs: float = 1.0,
+                 max_restarts: int = 5, live: bool = False, notifier: Any = None, ack_timeout_secs: float = 120.0):
+        self.pairs = pairs
+        self.params_path = params_path
+        self.params = params
+        self.run = RunLog(run_dir)
+        self.trading_url = trading_url
+        self.stagger_secs = stagger_secs
+        self.max_restarts = max_restarts
+        self.ack_timeout_secs = ack_timeout_secs
+        self.notifier = notifier
+        self.run_id = uuid.uuid4().hex[:6]
+        self.stop_requested = threading.Event()
+        self.bar_queue: "queue.Queue[tuple[str, pd.Timestamp, dict]]" = queue.Queue()
+        self.traders: dict[str, TraderProc] = {}
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        if trading_url is None:
+            env["ALPACA_API_KEY"], env["ALPACA_SECRET_KEY"] = key, secret
+        for p in pairs:
+            cmd = [sys.executable, str(ROOT / "trader.py"), p.y, p.x, "--params", str(params_path),
+                   "--state-dir", str(run_dir / "state"), "--run-id", self.run_id]
+            if trading_url:
+                cmd += ["--trading-url", trading_url]
+            if live:
+                cmd += ["--live"]
+            self.traders[p.pair_id] = TraderProc(p, cmd, env)
+        self.symbol_pairs: dict[str, list[str]] = {}
+        for p in pairs:
+            for s in (p.y, p.x):
+                self.symbol_pairs.setdefault(s, []).append(p.pair_id)
+        self.final_stats: dict[str, dict] = {}
+
+    # -- messages from traders ---------------------------------------------------------------
+    def _drain(self, tp: TraderProc, want: str | None = None, t: str | None = None,
+               timeout: float = 0.0) -> dict | None:
+        """Handle queued messages of ``tp``; return the first of type ``want`` (and ``t``) or None on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                msg = tp.inbox.get(timeout=max(0.0, remaining)) if remaining > 0 else tp.inbox.get_nowait()
+            except queue.Empty:
+                return None
+            kind = msg.get("type")
+            if kind == "event":
+                self.run.event(msg)
+            elif kind == "trade":
+                self.run.trade(msg)
+                log.info("[%s] round trip closed: %s pnl %.2f USD", tp.pair_id, msg.get("side"), msg["pnl_usd"])
+            elif kind == "stopped":
+                self.final_stats[tp.pair_id] = msg
+            elif kind == "_eof":
+                return msg if want is not None else None
+            if want is not None and kind == want and (t is None or msg.get("t") == t):
+                return msg
+
+    def start_trader(self, tp: TraderProc, timeout: float = 180.0) -> bool:
+        tp.spawn()
+        msg = self._drain(tp, "ready", timeout=timeout)
+        if msg is None or msg.get("type") != "ready":
+            code = tp.proc.poll() if tp.proc else None
+            log.error("trader %s did not become ready (exit code %s)", tp.pair_id, code)
+            self.run.event({"type": "event", "event": "trader_failed_start", "pair": tp.pair_id, "exit_code": code})
+            return False
+        log.info("trader %s ready (pid %d)", tp.pair_id, tp.proc.pid)
+        self.run.event({"type": "event", "event": "trader_started", "pair": tp.pair_id, "pid": tp.proc.pid})
+        return True
+
+    def supervise(self, tp: TraderProc) -> bool:
+        """Restart a dead trader with exponential backoff; False when its pair is given up."""
+        if tp.alive() or tp.given_up:
+            return not tp.given_up
+        code = tp.proc.poll() if tp.proc else None
+        while not self.stop_requested.is_set():
+            if tp.restarts >= self.max_restarts:
+                tp.given_up = True
+                text = f"trader {tp.pair_id} crashed {tp.restarts} times; giving up on this pair"
+                log.error(text)
+                self.run.event({"type": "event", "event": "trader_given_up", "pair": tp.pair_id})
+                if self.notifier is not None:
+                    self.notifier.notify_alert(text)
+                return False
+            tp.restarts += 1
+            delay = min(30.0, 0.5 * 2 ** (tp.restarts - 1))
+            log.warning("trader %s exited (code %s); restart %d in %.1f s", tp.pair_id, code, tp.restarts, delay)
+            self.run.event({"type": "event", "event": "trader_restart", "pair": tp.pair_id, "exit_code": code,
+                            "restart": tp.restarts, "backoff_secs": delay})
+            time.sleep(delay)
+            if self.start_trader(tp):
+                return True
+            code = tp.proc.poll() if tp.proc else None
+        return False
+
+    def on_trade_update(self, data: Any) -> None:
+        """Route an alpaca-py TradeUpdate to the trader that owns its client_order_id."""
+        order = data.order
+        cid = order.client_order_id or ""
+        for pid, tp in self.traders.items():
+            if cid.startswith(f"{self.run_id}-{pid}-"):
+                payload = json.loads(order.model_dump_json())
+                tp.send({"type": "trade_update", "event": str(getattr(data.event, "value", data.event)),
+                         "order": payload})
+                return
+
+    # -- the bar loop ------------------------------------------------------------------------
+    def dispatch(self, t: pd.Timestamp, bars: dict[str, dict]) -> None:
+        """Send a timestamp's bars to the traders of the pairs they belong to and wait for acks."""
+        ts = t.isoformat()
+        waiting = []
+        for pid, tp in self.traders.items():
+            if tp.given_up:
+                continue
+            mine = {s: b for s, b in bars.items() if s in (tp.pair.y, tp.pair.x)}
+            if not mine:
+                continue
+            if not tp.alive() and not self.supervise(tp):
+                continue
+            if tp.send({"type": "bars", "t": ts, "bars": mine}):
+                waiting.append(tp)
+        for tp in waiting:
+            msg = self._drain(tp, "ack", ts, timeout=self.ack_timeout_secs)
+            if msg is None or msg.get("type") != "ack":
+                log.error("trader %s did not acknowledge bar %s", tp.pair_id, ts)
+                self.supervise(tp)
+
+    def shutdown(self) -> None:
+        for tp in self.traders.values():
+            tp.send({"type": "stop"})
+        for tp in self.traders.values():
+            if tp.proc is None:
+                continue
+            self._drain(tp, "stopped", timeout=20.0)
+            try:
+                tp.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                tp.proc.terminate()
+                try:
+                    tp.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    tp.proc.kill()
+            self._drain(tp)
+
+    def start_all(self) -> None:
+        for i, tp in enumerate(self.traders.values()):
+            if self.stop_requested.is_set():
+                break
+            if i:
+                time.sleep(self.stagger_secs)
+            if not self.start_trader(tp):
+                self.supervise(tp)
+
+
+# ----------------------------------------------------------------------------------------------
+# streams (alpaca-py) in background threads
+# ----------------------------------------------------------------------------------------------
+def _bar_dict(b: Any) -> dict:
+    return {"o": float(b.open), "h": float(b.high), "l": float(b.low), "c": float(b.close), "v": float(b.volume)}
+
+
+def start_streams(ctl: Controller, key: str, secret: str, data_url: str | None, trade_url: str | None,
+                  symbols: list[str], paper: bool) -> list[Any]:
+    """Start the account's one StockDataStream (bars) and one TradingStream (trade_updates)."""
+    from alpaca.data.enums import DataFeed
+    from alpaca.data.live import StockDataStream
+    from alpaca.trading.stream import TradingStream
+
+    data = StockDataStream(key, secret, feed=DataFeed.IEX, url_override=data_url)
+
+    async def on_bar(b: Any) -> None:
+        ctl.bar_queue.put((b.symbol, pd.Timestamp(b.timestamp).tz_convert("UTC"), _bar_dict(b)))
+
+    data.subscribe_bars(on_bar, *symbols)
+    trades = TradingStream(key, secret, paper=paper, url_override=trade_url)
+
+    async def on_update(u: Any) -> None:
+        ctl.on_trade_update(u)
+
+    trades.subscribe_trade_updates(on_update)
+    for s in (data, trades):
+        threading.Thread(target=s.run, daemon=True, name=type(s).__name__).start()
+    return [data, trades]
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="controller.py", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--pairs", default="pairs.json", help="pairs file")
+    ap.add_argument("--params", default="optimized_params.json", help="optimizer output")
+    ap.add_argument("--exchange", choices=["local", "alpaca"], default="local",
+                    help="local: in-process paper exchange replaying bars; alpaca: Alpaca with keys from .env")
+    ap.add_argument("--live", action="store_true", help="with --exchange alpaca: trade the LIVE (real money) account")
+    ap.add_argument("--data", default=None, help="bars file to replay (default: the embedded arch data)")
+    ap.add_argument("--start", default=None,
+                    help="replay start (ISO, UTC if naive); default: end of the optimizer's in-sample range")
+    ap.add_argument("--end", default=None, help="replay end (ISO); default: end of the data")
+    ap.add_argument("--run-dir", default=None, help="output folder (default runs/<UTC time>)")
+    ap.add_argument("--cash", type=float, default=100_000.0, help="local exchange starting cash, USD")
+    ap.add_argument("--stagger-secs", type=float, default=None,
+                    help="pause between trader starts (default 0.2 local, 2 alpaca)")
+    ap.add_argument("--max-restarts", type=int, default=5)
+    ap.add_argument("--equity-interval-mins", type=float, default=60.0, help="Telegram equity update period")
+    ap.add_argument("--env-file", default=".env")
+    return ap
+
+
+def replay_range(bs: BarSet, pf: ParamsFile, start: str | None, end: str | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Default replay: from the end of the optimizer's in-sample range (out-of-sample) to the data end.
+
+    If the in-sample range reaches the data end, the last month (intraday) or last year (daily) is
+    replayed instead.
+    """
+    def ts(v: str) -> pd.Timestamp:
+        t = pd.Timestamp(v)
+        return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+    e = ts(end) if end else bs.end
+    if start:
+        s = ts(start)
+    else:
+        s = ts(pf.data.end) + pd.Timedelta(seconds=1)
+        if s >= e - pd.Timedelta(days=1):
+            s = e - (pd.DateOffset(years=1) if bar_seconds(bs.bar_size) >= 86400 else pd.DateOffset(months=1))
+    if s >= e:
+        raise DataError(f"replay range is empty: start {s} >= end {e}")
+    return s, e
+
+
+def _equity_from_client(client: Any) -> tuple[float, float, dict[str, float]]:
+    acct = client.get_account()
+    positions = {p.symbol: float(p.qty) for p in client.get_all_positions()}
+    return float(acct.cash), float(acct.equity), positions
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s controller: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("alpaca").setLevel(logging.WARNING)
+    from pairtrade.live.secrets import MissingKeys, load_env, load_keys
+
+    load_env(args.env_file)
+    try:
+        pairs_file = load_pairs(args.pairs)
+        pf = load_params(args.params)
+    except ConfigError as e:
+        print(f"controller: {e}", file=sys.stderr)
+        return 2
+    tradable: list[PairSpec] = []
+    for p in pairs_file.pairs:
+        entry = pf.pairs.get(p.pair_id)
+        if entry is None:
+            print(f"skipping {p.pair_id}: no entry in {args.params} (run optimizer.py)")
+        elif not entry.tradable:
+            print(f"skipping {p.pair_id}: not tradable ({entry.reason})")
+        else:
+            tradable.append(p)
+    if not tradable:
+        print(f"controller: no tradable pair in {args.params}; nothing to do", file=sys.stderr)
+        return 2
+    if args.live and args.exchange != "alpaca":
+        print("controller: --live needs --exchange alpaca", file=sys.stderr)
+        return 2
+    run_dir = Path(args.run_dir or f"runs/{pd.Timestamp.now(tz='UTC').strftime('%Y%m%dT%H%M%SZ')}")
+    from pairtrade.notify import make_notifier
+
+    notifier = make_notifier(os.environ.get("TELEGRAM_BOT_TOKEN"), os.environ.get("TELEGRAM_CHAT_ID"),
+                             equity_interval_mins=args.equity_interval_mins)
+    symbols = sorted({s for p in tradable for s in (p.y, p.x)})
+    try:
+        if args.exchange == "local":
+            return run_local(args, pf, tradable, symbols, run_dir, notifier)
+        key, secret = load_keys(local=False)
+        return run_alpaca(args, pf, tradable, symbols, run_dir, notifier, key, secret)
+    except (DataError, MissingKeys, ConfigError) as e:
+        print(f"controller: {e}", file=sys.stderr)
+        return 2
+
+
+def _install_signals(ctl: Controller) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        log.warning("signal %s received: stopping traders cleanly", signal.Signals(signum).name)
+        ctl.stop_requested.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec], symbols: list[str],
+              run_dir: Path, notifier: Any) -> int:
+    from alpaca.trading.client import TradingClient
+
+    from pairtrade.data.bars import embedded_bars, load_bars
+    from pairtrade.exchange import LocalExchange
+    from pairtrade.live.secrets import LOCAL_KEY, LOCAL_SECRET
+
+    bs = load_bars(args.data, symbols=symbols) if args.data else embedded_bars()
+    for s in symbols:
+        bs.require(s)
+    if bs.bar_size != pf.bar_size:
+        raise DataError(f"{args.data or 'embedded data'} has {bs.bar_size} bars but {args.params} was optimised on "
+                        f"{pf.bar_size} bars; run optimizer.py on the same data")
+    bs = BarSet({s: regular_hours(bs.bars[s], bs.bar_size) for s in symbols}, bs.source, bs.bar_size)
+    start, end = replay_range(bs, pf, args.start, args.end)
+    ex = LocalExchange(bs, start=start, end=end, cash=args.cash, costs=pf.costs, key=LOCAL_KEY, secret=LOCAL_SECRET)
+    ex.start()
+    print(f"replaying {bs.source}\n  symbols {', '.join(symbols)}, {bs.bar_size} bars, regular hours, "
+          f"{start} -> {end} (out-of-sample after the optimizer's range ending {pf.data.end})")
+    print(f"local paper exchange on {ex.base_url}; run dir {run_dir}")
+    ctl = Controller(tradable, Path(args.params).resolve(), pf, run_dir, ex.base_url, LOCAL_KEY, LOCAL_SECRET,
+                     stagger_secs=0.2 if args.stagger_secs is None else args.stagger_secs,
+                     max_restarts=args.max_restarts, notifier=notifier)
+    _install_signals(ctl)
+    streams = start_streams(ctl, LOCAL_KEY, LOCAL_SECRET, ex.data_stream_url, ex.trade_stream_url, symbols, True)
+    client = TradingClient(LOCAL_KEY, LOCAL_SECRET, paper=True, url_override=ex.base_url)
+    stats = {"bars": 0, "stale_timestamps": 0}
+    t0 = time.monotonic()
+    try:
+        ctl.start_all()
+        pending: dict[tuple[str, pd.Timestamp], dict] = {}
+        from tqdm import tqdm
+
+        total = ex.account_snapshot()["bars_total"] - ex.account_snapshot()["cursor"]
+        bar = tqdm(total=total, desc="replay", unit="bar", disable=not sys.stderr.isatty())
+        while not ctl.stop_requested.is_set():
+            pub = ex.advance()
+            if pub is None:
+                break
+            bar.update(1)
+            stats["bars"] += 1
+            want = {s for s in pub.bars if s in ctl.symbol_pairs}
+            got: dict[str, dict] = {}
+            deadline = time.monotonic() + 10.0
+            while want - set(got) and time.monotonic() < deadline:
+                for key_ in [k for k in pending if k[1] == pub.timestamp]:
+                    got[key_[0]] = pending.pop(key_)
+                if not (want - set(got)):
+                    break
+                try:
+                    sym, t, b = ctl.bar_queue.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if t == pub.timestamp:
+                    got[sym] = b
+                elif t > pub.timestamp:
+                    pending[(sym, t)] = b
+            if want - set(got):
+                # the websocket is silent (zombie): use the exchange's record so the books stay right
+                stats["stale_timestamps"] += 1
+                ctl.run.event({"type": "event", "event": "stream_stale", "t": str(pub.timestamp),
+                               "missing": sorted(want - set(got))})
+                for s in want - set(got):
+                    b = pub.bars[s]
+                    got[s] = {"o": b["open"], "h": b["high"], "l": b["low"], "c": b["close"], "v": b["volume"]}
+            ctl.dispatch(pub.timestamp, got)
+            snap = ex.account_snapshot()
+            ctl.run.equity(pub.clock, snap["cash"], snap["equity"])
+            notifier.maybe_notify_equity(pub.clock, snap["equity"], snap["cash"],
+                                         {s: p["qty"] for s, p in snap["positions"].items()})
+        bar.close()
+    finally:
+        ctl.shutdown()
+        logging.getLogger("alpaca").setLevel(logging.CRITICAL)  # the streams' reconnect chatter at shutdown
+        for s in streams:
+            try:
+                s.stop()
+            except Exception:  # the stream may not have connected; nothing to stop
+                pass
+        summary = write_summary(ctl, client, ex, stats, time.monotonic() - t0, start, end, bs.source)
+        ex.stop()
+        ctl.run.close()
+        notifier.close()
+    print_summary(summary)
+    return 0 if not any(tp.given_up for tp in ctl.traders.values()) else 1
+
+
+def write_summary(ctl: Controller, client: Any, ex: Any, stats: dict, elapsed: float, start: Any, end: Any,
+                  source: str) -> dict:
+    """summary.json: pairs, orders, fills, trades, realised PnL, final equity and the books check."""
+    cash, equity, positions = _equity_from_client(client)
+    snap = ex.account_snapshot() if ex is not None else None
+    marks = {s: p["last_close"] for s, p in snap["positions"].items()} if snap else {}
+    pos_value = sum(q * marks.get(s, float("nan")) for s, q in positions.items())
+    orders = sum(1 for o in snap["orders"]) if snap else ctl.run.counts.get("order", 0)
+    fills = len(snap["fills"]) if snap else ctl.run.counts.get("fill", 0)
+    realised = sum(t["pnl_usd"] for t in ctl.run.trades)
+    summary = {
+        "data": source, "replay_start": str(start), "replay_end": str(end), "bars_replayed": stats["bars"],
+        "stale_timestamps": stats["stale_timestamps"], "elapsed_secs": round(elapsed, 2),
+        "pairs": [tp.pair_id for tp in ctl.traders.values()],
+        "pairs_given_up": [tp.pair_id for tp in ctl.traders.values() if tp.given_up],
+        "trader_restarts": {tp.pair_id: tp.restarts for tp in ctl.traders.values()},
+        "orders": orders, "fills": fills, "trades": len(ctl.run.trades),
+        "realized_pnl_usd": round(realised, 2),
+        "per_pair": {pid: {"trades": sum(1 for t in ctl.run.trades if t["pair"] == pid),
+                           "realized_pnl_usd": round(sum(t["pnl_usd"] for t in ctl.run.trades if t["pair"] == pid), 2)}
+                     for pid in ctl.traders},
+        "cash_usd": round(cash, 2), "positions": positions, "positions_value_usd": round(pos_value, 2),
+        "final_equity_usd": round(equity, 2),
+        "books_balance": bool(math.isclose(cash + pos_value, equity, abs_tol=0.01)),
+        "events": dict(ctl.run.counts),
+    }
+    (ctl.run.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def print_summary(s: dict) -> None:
+    print("\n=== run summary ===")
+    print(f"data: {s['data']}")
+    print(f"replayed {s['bars_replayed']} bar timestamps {s['replay_start']} -> {s['replay_end']} "
+          f"in {s['elapsed_secs']} s")
+    for pid, v in s["per_pair"].items():
+        print(f"  {pid:<12} trades {v['trades']:>3}  realised PnL {v['realized_pnl_usd']:>10.2f} USD")
+    print(f"orders {s['orders']}, fills {s['fills']}, round trips {s['trades']}, "
+          f"realised PnL {s['realized_pnl_usd']:.2f} USD")
+    print(f"final equity {s['final_equity_usd']:.2f} USD = cash {s['cash_usd']:.2f} + positions "
+          f"{s['positions_value_usd']:.2f} (books balance: {s['books_balance']})")
+
+
+def run_alpaca(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec], symbols: list[str],
+               run_dir: Path, notifier: Any, key: str, secret: str) -> int:
+    """Trade Alpaca (paper unless --live) until SIGINT/SIGTERM; 1-minute IEX bars are aggregated to the
+    params' bar size and only regular-hours bars are passed on."""
+    from alpaca.trading.client import TradingClient
+
+    paper = not args.live
+    print(f"trading Alpaca {'PAPER' if paper else 'LIVE (real money)'}; pairs {', '.join(p.pair_id for p in tradable)}")
+    ctl = Controller(tradable, Path(args.params).resolve(), pf, run_dir, None, key, secret,
+                     stagger_secs=2.0 if args.stagger_secs is None else args.stagger_secs,
+                     max_restarts=args.max_restarts, live=args.live, notifier=notifier)
+    _install_signals(ctl)
+    streams = start_streams(ctl, key, secret, None, None, symbols, paper)
+    client = TradingClient(key, secret, paper=paper)
+    secs = bar_seconds(pf.bar_size)
+    buckets: dict[pd.Timestamp, dict[str, dict]] = {}
+    t0 = time.monotonic()
+    stats = {"bars": 0, "stale_timestamps": 0}
+    last_equity = 0.0
+    try:
+        ctl.start_all()
+        while not ctl.stop_requested.is_set():
+            try:
+                sym, t, b = ctl.bar_queue.get(timeout=1.0)
+            except queue.Empty:
+                sym = None
+            if sym is not None:
+                start = t.floor(f"{secs}s") if secs < 86400 else t.normalize()
+                cur = buckets.setdefault(start, {})
+                if sym in cur:
+                    c = cur[sym]
+                    cur[sym] = {"o": c["o"], "h": max(c["h"], b["h"]), "l": min(c["l"], b["l"]), "c": b["c"],
+                                "v": c["v"] + b["v"]}
+                else:
+                    cur[sym] = b
+            now = pd.Timestamp.now(tz="UTC")
+            for start in sorted(k for k in buckets if k + pd.Timedelta(seconds=secs) + pd.Timedelta(seconds=5) <= now):
+                got = buckets.pop(start)
+                if len(regular_hours(pd.DataFrame(index=pd.DatetimeIndex([start])).assign(x=0), pf.bar_size)) == 0:
+                    continue
+                stats["bars"] += 1
+                ctl.dispatch(start, got)
+            if time.monotonic() - last_equity > 60:
+                last_equity = time.monotonic()
+                try:
+                    cash, equity, positions = _equity_from_client(client)
+                    ctl.run.equity(now, cash, equity)
+                    notifier.maybe_notify_equity(now, equity, cash, positions)
+                except Exception as e:  # a failed account poll must not stop trading
+                    log.warning("account poll failed: %s", type(e).__name__)
+    finally:
+        ctl.shutdown()
+        logging.getLogger("alpaca").setLevel(logging.CRITICAL)  # the streams' reconnect chatter at shutdown
+        for s in streams:
+            try:
+                s.stop()
+            except Exception:
+                pass
+        summary = write_summary(ctl, client, None, stats, time.monotonic() - t0, "-", "-", "Alpaca IEX stream")
+        ctl.run.close()
+        notifier.close()
+    print_summary(summary)
+    return 0
