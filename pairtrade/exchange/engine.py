@@ -259,6 +259,7 @@ class Engine:
         self.cash = float(cash)
         self.positions: dict[str, Position] = {}
         self.orders: dict[str, Order] = {}
+        self._open: dict[str, Order] = {}  # open orders by id (kept in submission order)
         self.by_client_id: dict[str, Order] = {}
         self.fills: list[Fill] = []
         self.fees_paid = 0.0
@@ -355,18 +356,25 @@ class Engine:
     def _open_order_exposure(self) -> float:
         """USD by which open orders would grow the gross position of their symbols (>= 0)."""
         tot = 0.0
-        for sym in {o.symbol for o in self.orders.values() if o.is_open}:
+        self._prune()
+        for sym in {o.symbol for o in self._open.values()}:
             pos = self.positions.get(sym)
             cur = pos.qty if pos else 0.0
             grow = abs(cur + self._pending_qty(sym)) - abs(cur)
             if grow > 0:
-                lim = [o.limit_price for o in self.orders.values() if o.is_open and o.symbol == sym and o.limit_price]
+                lim = [o.limit_price for o in self._open.values() if o.symbol == sym and o.limit_price]
                 px = self.last_close(sym) or (max(lim) if lim else 0.0)
                 tot += grow * px
         return tot
 
     def _pending_qty(self, symbol: str) -> float:
-        return sum(o.sign * o.remaining for o in self.orders.values() if o.is_open and o.symbol == symbol)
+        self._prune()
+        return sum(o.sign * o.remaining for o in self._open.values() if o.symbol == symbol)
+
+    def _prune(self) -> None:
+        """Forget orders that are no longer open (filled, canceled, rejected)."""
+        for oid in [oid for oid, o in self._open.items() if not o.is_open]:
+            del self._open[oid]
 
     # ------------------------------------------------------------------ orders
     def _emit(self, event: str, order: Order, fill: Fill | None = None) -> None:
@@ -478,6 +486,7 @@ class Engine:
                       type=type, time_in_force=tif, limit_price=lp, created_at=now, updated_at=now,
                       seq=self._seq, extended_hours=bool(extended_hours), position_intent=position_intent)
             self.orders[o.id] = o
+            self._open[o.id] = o
             self.by_client_id[client_order_id] = o
             self._emit("new", o)
             return o
@@ -664,8 +673,8 @@ class Engine:
                 if i < len(s.t) and s.t[i] == t_ns:
                     rows[sym] = i
             fills: list[Fill] = []
-            pending = sorted((o for o in self.orders.values() if o.is_open and o.symbol in rows),
-                             key=lambda o: o.seq)
+            self._prune()
+            pending = [o for o in self._open.values() if o.symbol in rows]
             for o in pending:
                 op = float(self._series[o.symbol].o[rows[o.symbol]])
                 px = float(fill_price(op, o.sign, self.costs.slippage_per_share))
