@@ -443,7 +443,7 @@ class RollingADF:
     Each :meth:`update` is ``O(window * maxlag)`` (about 10 microseconds at 390 values) and equals
     :func:`adf` applied to the same window exactly (the same kernel runs on a contiguous view).
     Before ``window`` values were seen, or when the window is constant or rank deficient, it
-    returns NaN statistics (documented value, no exception in the streaming path).
+    returns None (documented value, no exception in the streaming path).
 
     Parameters
     ----------
@@ -468,20 +468,26 @@ class RollingADF:
         self.count = 0
         self._out = np.full(OUT_SIZE, np.nan)
 
-    def update(self, value: float) -> ADFResult:
-        """Append one level; return the test on the last ``window`` values (NaN until full)."""
+    def update(self, value: float) -> ADFResult | None:
+        """Append one level; return the test on the last ``window`` values.
+
+        Returns None while fewer than ``window`` values were seen, and when the window is constant
+        or the regression is rank deficient (where :func:`adf` raises ValueError).
+        """
         v = float(value)
         if not math.isfinite(v):
             raise ValueError(f"value: expected a finite float, got {value!r}")
         self._pos = _push(self._buf, self._pos, self.window, v)
         self.count += 1
+        if self.count < self.window:
+            return None
+        w = self._buf[self._pos : self._pos + self.window]
+        if w.max() == w.min():
+            return None
         out = self._out
-        if self.count >= self.window:
-            w = self._buf[self._pos : self._pos + self.window]
-            if w.max() != w.min():
-                adf_kernel(w, self.reg, self.maxlag, self.autolag, out)
-            else:
-                out[:] = np.nan
+        adf_kernel(w, self.reg, self.maxlag, self.autolag, out)
+        if math.isnan(out[OUT_STAT]):
+            return None
         return _result(out, self.regression, self.autolag_name)
 
     def window_values(self) -> np.ndarray:

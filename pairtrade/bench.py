@@ -1,0 +1,347 @@
+"""Benchmarks that print measured medians and ratios.
+
+Usage::
+
+    python -m pairtrade.bench signals [--bars N] [--baseline-bars N]
+    python -m pairtrade.bench hurst-gate [--window W] [--q Q ...]
+
+``signals`` compares the streaming signal core (:class:`pairtrade.signals.pipeline.SignalEngine`) with
+the usual recompute-everything approach, in the same run:
+
+* **incremental**: one ``SignalEngine.update`` per bar (Kalman step, z-score over 78 bars, R/S
+  Hurst over 100 bars, ADF with autolag AIC over the ADF window), after a warm-up;
+* **recompute**: per bar, on the whole buffer (390 or 1,500 bars): Chan's Kalman loop in NumPy over
+  all bars, pandas rolling mean/std of the spread, ``hurst.compute_Hc`` over the last 100 spreads,
+  statsmodels OLS of y on x and ``adfuller(autolag="AIC")`` over the buffer's spreads;
+* **cold start**: a fresh interpreter that imports the pipeline, builds a ``SignalEngine``, warms it
+  up on 390 bars and makes the first update -- once to fill numba's on-disk cache, then measured
+  with the warm cache.
+
+``hurst-gate`` prints the random-walk null quantiles of the R/S estimator and how often gates
+reject bars on the shared data (pairs' Kalman spreads and single legs, which are near random walks).
+
+Data: XOM/CVX 5-minute closes from ``../shared/data`` when present, else a simulated cointegrated
+pair (stated in the output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PAIRTRADE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+EQUITIES_5MIN = "us_equities_5min_ibkr_15sym_2025-05-12_to_2025-12-31.csv.gz"
+CHAN_ETF = "chan_inputData_ETF_close_EWA_EWC_IGE_GLD_GDX_USO_SPY_2006-04-26_to_2012-04-09.csv"
+KO_PEP = "ko_pep_daily_1977-01-03_to_2008-01-18.csv"
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------------
+def _load_5min(symbols: list[str]):
+    import pandas as pd
+
+    path = SHARED / EQUITIES_5MIN
+    if not path.exists():
+        return None
+    df = pd.read_csv(path)
+    df = df[df["symbol"].isin(symbols)]
+    t = pd.to_datetime(df["datetime"])
+    df = df[(t.dt.time >= pd.Timestamp("09:30").time()) & (t.dt.time < pd.Timestamp("16:00").time())]
+    wide = df.pivot(index="datetime", columns="symbol", values="close").dropna()
+    return wide
+
+
+def pair_closes(n_min: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """(y, x, description): XOM/CVX 5-min regular-hours closes, or a simulated pair."""
+    wide = _load_5min(["XOM", "CVX"])
+    if wide is not None and len(wide) >= n_min:
+        return wide["XOM"].to_numpy(float), wide["CVX"].to_numpy(float), f"XOM/CVX 5-min closes ({len(wide)} bars, shared data)"
+    rng = np.random.default_rng(7)
+    n = max(n_min, 5000)
+    x = 100 + np.cumsum(rng.standard_normal(n) * 0.2)
+    y = 0.8 * x + 10 + np.cumsum(rng.standard_normal(n) * 0.02) + rng.standard_normal(n) * 0.1
+    return y, x, f"simulated cointegrated pair ({n} bars; shared data absent)"
+
+
+# ----------------------------------------------------------------------------------------------
+# recompute baseline
+# ----------------------------------------------------------------------------------------------
+def kalman_numpy(y: np.ndarray, x: np.ndarray, delta: float = 1e-4, ve: float = 1e-3) -> np.ndarray:
+    """Chan's KF_beta_EWA_EWC loop in plain NumPy over all bars; returns the forecast errors e."""
+    n = len(y)
+    vw = delta / (1 - delta) * np.eye(2)
+    theta = np.zeros(2)
+    P = np.zeros((2, 2))
+    R = np.zeros((2, 2))
+    e = np.empty(n)
+    for t in range(n):
+        if t > 0:
+            R = P + vw
+        h = np.array([x[t], 1.0])
+        q = h @ R @ h + ve
+        e[t] = y[t] - h @ theta
+        k = R @ h / q
+        theta = theta + k * e[t]
+        P = R - np.outer(k, h) @ R
+    return e
+
+
+def recompute_bar(y_buf: np.ndarray, x_buf: np.ndarray, zw: int = 78, hw: int = 100) -> tuple:
+    """Signals of the last bar recomputed from the whole buffer the usual way."""
+    import warnings
+
+    import hurst
+    import pandas as pd
+    import statsmodels.api as sm
+    from statsmodels.tsa.stattools import adfuller
+
+    e = kalman_numpy(y_buf, x_buf)
+    s = pd.Series(e)
+    mean = s.rolling(zw).mean().iloc[-1]
+    std = s.rolling(zw).std().iloc[-1]
+    z = (e[-1] - mean) / std
+    h = hurst.compute_Hc(e[-hw:], kind="random_walk", simplified=False)[0]
+    ols = sm.OLS(y_buf, sm.add_constant(x_buf)).fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = adfuller(e, autolag="AIC", result_object=True).pvalue
+    return z, h, p, ols.params[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# signals benchmark
+# ----------------------------------------------------------------------------------------------
+def _median_us(samples_ns: list[int]) -> float:
+    return float(np.median(samples_ns)) / 1000.0
+
+
+def _time_engine(y, x, adf_window: int, n_bars: int) -> dict:
+    from pairtrade.config import StrategyParams
+    from pairtrade.signals.pipeline import SignalEngine
+
+    params = StrategyParams(adf_window_bars=adf_window, warmup_bars=adf_window)
+    warm = adf_window + 10
+    eng = SignalEngine(params)
+    eng.warm_up(y[:warm], x[:warm])
+    ts = []
+    upd = eng.update
+    pc = time.perf_counter_ns
+    for i in range(warm, min(len(y), warm + n_bars)):
+        t0 = pc()
+        upd(y[i], x[i])
+        ts.append(pc() - t0)
+    return {"median_us": _median_us(ts), "p90_us": float(np.percentile(ts, 90)) / 1000.0, "bars": len(ts)}
+
+
+def _time_components(y, x, n_bars: int) -> dict:
+    from pairtrade.signals import KalmanHedge, RollingADF, RollingHurst, RollingZScore
+
+    kf, zs, hu, ad = KalmanHedge(), RollingZScore(78), RollingHurst(100), RollingADF(390)
+    spreads = []
+    for i in range(400):
+        e = kf.update(y[i], x[i])[2]
+        spreads.append(e)
+        zs.update(e)
+        hu.update(e)
+        ad.update(e)
+    res = {}
+    pc = time.perf_counter_ns
+    for name, fn in (
+        ("kalman", lambda i: kf.update(y[i], x[i])),
+        ("zscore_78", lambda i: zs.update(y[i] - x[i])),
+        ("hurst_100", lambda i: hu.update(y[i] - x[i])),
+        ("adf_390", lambda i: ad.update(y[i] - x[i])),
+    ):
+        ts = []
+        for i in range(400, min(len(y), 400 + n_bars)):
+            t0 = pc()
+            fn(i)
+            ts.append(pc() - t0)
+        res[name] = _median_us(ts)
+    return res
+
+
+def _time_baseline(y, x, buf: int, n_bars: int) -> float:
+    ts = []
+    recompute_bar(y[:buf], x[:buf])  # imports
+    for k in range(n_bars):
+        end = buf + k
+        t0 = time.perf_counter_ns()
+        recompute_bar(y[end - buf : end], x[end - buf : end])
+        ts.append(time.perf_counter_ns() - t0)
+    return _median_us(ts)
+
+
+_COLD_SNIPPET = r"""
+import time
+t0 = time.perf_counter()
+import numpy as np
+from pairtrade.config import StrategyParams
+from pairtrade.signals.pipeline import SignalEngine
+t1 = time.perf_counter()
+rng = np.random.default_rng(0)
+x = 100 + np.cumsum(rng.standard_normal(391) * 0.2)
+y = 0.8 * x + 10 + rng.standard_normal(391) * 0.1
+eng = SignalEngine(StrategyParams())
+eng.warm_up(y[:390], x[:390])
+snap = eng.update(y[390], x[390])
+t2 = time.perf_counter()
+import json
+print(json.dumps({"import_s": t1 - t0, "warmup_first_decision_s": t2 - t1, "total_s": t2 - t0,
+                  "adf_pvalue": snap.adf_pvalue}))
+"""
+
+
+def cold_start() -> dict:
+    """Run the cold-start snippet twice in fresh interpreters (1st fills the JIT cache)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    out = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-c", _COLD_SNIPPET], capture_output=True, text=True, env=env, cwd=ROOT)
+        wall = time.perf_counter() - t0
+        if r.returncode != 0:
+            raise RuntimeError(f"cold-start subprocess failed:\n{r.stderr}")
+        d = json.loads(r.stdout.strip().splitlines()[-1])
+        d["process_wall_s"] = wall
+        out.append(d)
+    return {"first_run": out[0], "warm_cache": out[1]}
+
+
+def bench_signals(n_bars: int = 2000, baseline_bars: int = 15) -> dict:
+    y, x, desc = pair_closes(n_min=4000)
+    print(f"data: {desc}")
+    res = {"data": desc}
+    # compile / load every kernel before timing
+    _time_engine(y, x, 390, 5)
+    _time_engine(y, x, 1500, 5)
+    comp = _time_components(y, x, n_bars)
+    res["components_median_us"] = comp
+    print("streaming components, median per bar: " + ", ".join(f"{k} {v:.2f} us" for k, v in comp.items()))
+    for buf in (390, 1500):
+        inc = _time_engine(y, x, buf, n_bars)
+        base = _time_baseline(y, x, buf, baseline_bars)
+        ratio = base / inc["median_us"]
+        res[f"window_{buf}"] = {"incremental": inc, "recompute_median_us": base, "ratio": ratio}
+        print(
+            f"window {buf:5d} bars: incremental update median {inc['median_us']:8.2f} us (p90 {inc['p90_us']:.2f}, "
+            f"{inc['bars']} bars) | recompute median {base / 1000:8.2f} ms ({baseline_bars} bars) | ratio {ratio:,.0f}x"
+        )
+    # compute_signals throughput
+    from pairtrade.config import StrategyParams
+    from pairtrade.signals.pipeline import compute_signals
+
+    n = min(len(y), 15000)
+    compute_signals(y[:500], x[:500], StrategyParams())
+    t0 = time.perf_counter()
+    compute_signals(y[:n], x[:n], StrategyParams())
+    dt = time.perf_counter() - t0
+    res["compute_signals"] = {"bars": n, "seconds": dt}
+    print(f"compute_signals over {n} bars: {dt:.3f} s ({dt / n * 1e6:.1f} us/bar)")
+    cs = cold_start()
+    res["cold_start"] = cs
+    w = cs["warm_cache"]
+    print(
+        f"cold start (fresh process, warm JIT cache): import {w['import_s']:.3f} s + engine warm-up to first "
+        f"decision {w['warmup_first_decision_s']:.3f} s = {w['total_s']:.3f} s (process wall {w['process_wall_s']:.3f} s); "
+        f"first run that filled the cache: {cs['first_run']['total_s']:.2f} s"
+    )
+    ok = (
+        res["window_390"]["incremental"]["median_us"] <= 50
+        and res["window_390"]["ratio"] >= 100
+        and res["window_1500"]["ratio"] >= 1000
+        and w["total_s"] < 2.0
+    )
+    print("targets (<= 50 us, >= 100x @390, >= 1000x @1500, cold start < 2 s):", "MET" if ok else "NOT MET")
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# Hurst gate on the shared data
+# ----------------------------------------------------------------------------------------------
+def _gate_series() -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    import pandas as pd
+
+    out = []
+    wide = _load_5min(["XOM", "CVX", "GS", "MS", "JPM", "BAC", "SPY", "QQQ", "XLE", "XLF", "GDX", "NUGT"])
+    if wide is not None:
+        for a, b in (("XOM", "CVX"), ("GS", "MS"), ("JPM", "BAC"), ("SPY", "QQQ"), ("XLE", "XLF"), ("NUGT", "GDX")):
+            out.append((f"{a}/{b} 5-min", wide[a].to_numpy(float), wide[b].to_numpy(float)))
+    if (SHARED / CHAN_ETF).exists():
+        df = pd.read_csv(SHARED / CHAN_ETF)
+        out.append(("EWC/EWA daily", df["EWC"].to_numpy(float), df["EWA"].to_numpy(float)))
+    if (SHARED / KO_PEP).exists():
+        df = pd.read_csv(SHARED / KO_PEP)
+        out.append(("KO/PEP daily", df["ko"].to_numpy(float), df["pep"].to_numpy(float)))
+    return out
+
+
+def bench_hurst_gate(window: int = 100, qs: tuple[float, ...] = (0.05, 0.10, 0.50)) -> dict:
+    from pairtrade.config import StrategyParams
+    from pairtrade.signals.hurst import DEFAULT_HURST_GATE_Q, hurst_null_distribution, hurst_null_quantile
+    from pairtrade.signals.pipeline import compute_signals
+
+    null = hurst_null_distribution(window)
+    gates = {f"q{q:g}": hurst_null_quantile(window, q) for q in qs}
+    gates["fixed 0.8"] = 0.8
+    print(f"R/S Hurst null (Gaussian random walk, {window} levels, {null.size} sims): median {np.median(null):.4f}, "
+          f"5% {np.quantile(null, 0.05):.4f}, 95% {np.quantile(null, 0.95):.4f}; random walks passing H < 0.8: "
+          f"{(null < 0.8).mean():.1%}")
+    for w2 in (390,):
+        n2 = hurst_null_distribution(w2)
+        print(f"  ({w2} levels: median {np.median(n2):.4f}, 95% {np.quantile(n2, 0.95):.4f})")
+    print("gate thresholds: " + ", ".join(f"{k} = {v:.4f}" for k, v in gates.items())
+          + f"  (default q = {DEFAULT_HURST_GATE_Q})")
+    params = StrategyParams(hurst_window_bars=window)
+    rows = {}
+    header = f"{'series':24s} {'bars':>7s} " + " ".join(f"{k:>10s}" for k in gates)
+    print("share of bars whose Hurst >= gate (entry rejected):")
+    print(header)
+    from pairtrade.signals import RollingHurst
+
+    for name, yv, xv in _gate_series():
+        sig = compute_signals(yv, xv, params)
+        h = sig["hurst"][~np.isnan(sig["hurst"])]
+        rows[name + " Kalman spread"] = {k: float((h >= g).mean()) for k, g in gates.items()}
+        print(f"{name + ' spread':24s} {h.size:7d} " + " ".join(f"{float((h >= g).mean()):10.1%}" for g in gates.values()))
+        for leg, v in (("y", yv),):
+            rh = RollingHurst(window)
+            hl = np.array([rh.update(p) for p in v])
+            hl = hl[~np.isnan(hl)]
+            rows[f"{name} leg {leg}"] = {k: float((hl >= g).mean()) for k, g in gates.items()}
+            print(f"{name + ' leg y price':24s} {hl.size:7d} " + " ".join(f"{float((hl >= g).mean()):10.1%}" for g in gates.values()))
+    return {"gates": gates, "rejected_share": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pairtrade.bench", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("signals", help="per-bar cost of the signal core vs recomputing; cold start")
+    s.add_argument("--bars", type=int, default=2000, help="bars timed for the incremental engine")
+    s.add_argument("--baseline-bars", type=int, default=15, help="bars timed for the recompute baseline")
+    s.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    g = sub.add_parser("hurst-gate", help="null quantiles of R/S Hurst and gate rejection on shared data")
+    g.add_argument("--window", type=int, default=100)
+    g.add_argument("--q", type=float, nargs="*", default=[0.05, 0.10, 0.50])
+    a = ap.parse_args(argv)
+    if a.cmd == "signals":
+        res = bench_signals(a.bars, a.baseline_bars)
+        if a.json:
+            a.json.write_text(json.dumps(res, indent=2, default=float))
+    else:
+        bench_hurst_gate(a.window, tuple(a.q))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
