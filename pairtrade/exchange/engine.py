@@ -238,7 +238,7 @@ class Engine:
         self._series: dict[str, _Series] = {}
         for sym, df in barset.bars.items():
             idx = pd.DatetimeIndex(df.index).tz_convert("UTC")
-            vol = df["volume"].to_numpy(float) if "volume" in df else np.zeros(len(df))
+            vol = np.nan_to_num(df["volume"].to_numpy(float)) if "volume" in df else np.zeros(len(df))
             self._series[sym] = _Series(idx.as_unit("ns").asi8.copy(), df["open"].to_numpy(float),
                                         df["high"].to_numpy(float), df["low"].to_numpy(float),
                                         df["close"].to_numpy(float), vol)

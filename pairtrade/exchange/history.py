@@ -64,7 +64,7 @@ class HistoryService:
         end_ns = t.asi8 + eng.bar_ns
         raw = pd.DataFrame({"open": df["open"].to_numpy(float), "high": df["high"].to_numpy(float),
                             "low": df["low"].to_numpy(float), "close": df["close"].to_numpy(float),
-                            "volume": df["volume"].to_numpy(float) if "volume" in df else 0.0,
+                            "volume": np.nan_to_num(df["volume"].to_numpy(float)) if "volume" in df else 0.0,
                             "end_ns": end_ns}, index=t.asi8)
         secs = {"Min": 60, "Hour": 3600}.get(unit)
         if secs is not None:

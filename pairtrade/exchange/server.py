@@ -32,7 +32,7 @@ from aiohttp import WSMsgType, web
 
 from pairtrade.config import CostModel
 from pairtrade.data.bars import EXCHANGE_TZ, BarSet
-from pairtrade.exchange.engine import Engine, ExchangeError, Published, asset_id, iso, num
+from pairtrade.exchange.engine import Engine, ExchangeError, Published, asset_id, iso
 from pairtrade.exchange.faults import ExchangeFaults
 from pairtrade.exchange.history import HistoryService, bar_json
 
