@@ -20,7 +20,7 @@ from pairtrade.backtest.metrics import bars_per_year
 from pairtrade.config import CostModel, StrategyParams
 from pairtrade.strategy.kernel import params_to_vector
 
-DEFAULT_ENTRY_Z = (1.5, 2.0, 2.5, 3.0)
+DEFAULT_ENTRY_Z = (1.5, 2.0, 2.5, 3.0, 3.5)
 DEFAULT_EXIT_Z = (0.0, 0.5, 1.0)
 DEFAULT_STOP_Z = (3.5, 4.5, 6.0)
 

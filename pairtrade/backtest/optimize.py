@@ -42,6 +42,12 @@ from pairtrade.data.bars import EXCHANGE_TZ, BarSet, DataError, align, bar_secon
 
 DEFAULT_MIN_TRADES = 10
 DEFAULT_ADF_MAX = 0.05
+#: Kalman delta grid.  V_w = delta/(1-delta) per bar acts on beta in units of y per unit of x, so the
+#: hedge's random walk per bar is ~ sqrt(delta) * x (USD): 1e-4 lets beta follow every tick of $100 stocks
+#: (the spread becomes white noise); 1e-6..1e-8 keep it slow enough that the spread mean-reverts in price.
+DEFAULT_KALMAN_DELTAS = (1e-4, 1e-6, 1e-8)
+#: per-bar rolling ADF gate used by default (``--gate-adf-pvalue``); the Hurst gate is off by default
+DEFAULT_GATE_ADF_PVALUE = 0.05
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,18 +147,29 @@ def _restrict(barset: BarSet, symbols: Sequence[str]) -> dict[str, pd.DataFrame]
 # statistics of the whole in-sample spread
 # ---------------------------------------------------------------------------------------------
 def spread_adf_pvalue(spread: np.ndarray) -> float:
-    """ADF p-value (constant, lag by AIC; statsmodels) of a spread series (NaN removed)."""
-    from statsmodels.tsa.stattools import adfuller
+    """ADF p-value (regression "c", lag by AIC) of a spread series (NaN removed).
 
+    Uses :func:`pairtrade.signals.adf.adf` (numerically equal to statsmodels ``adfuller``), falling back
+    to statsmodels when the signals package cannot be imported.
+    """
     s = np.asarray(spread, dtype=float)
     s = s[np.isfinite(s)]
     if len(s) < 30 or np.std(s) == 0:
         return math.nan
-    return float(adfuller(s, regression="c", autolag="AIC", result_object=False)[1])
+    try:
+        from pairtrade.signals.adf import adf
+    except ImportError:
+        from statsmodels.tsa.stattools import adfuller
+
+        return float(adfuller(s, regression="c", autolag="AIC", result_object=False)[1])
+    try:
+        return float(adf(s, regression="c", autolag="AIC").pvalue)
+    except ValueError:
+        return math.nan
 
 
 def spread_half_life(spread: np.ndarray) -> float:
-    """Half-life of mean reversion, bars: ``-ln 2 / lambda`` of ``ds_t = c + lambda s_{t-1}``.
+    """Half-life of mean reversion, bars: ``-ln 2 / ln(1 + lambda)`` of ``ds_t = c + lambda s_{t-1}``.
 
     Uses ``pairtrade.signals`` when it provides ``half_life``; otherwise an OLS fit (statsmodels).
     NaN when the spread does not mean-revert (lambda >= 0).
@@ -166,7 +183,7 @@ def spread_half_life(spread: np.ndarray) -> float:
         try:
             v = fn(s)
             v = float(v[0] if isinstance(v, tuple) else v)
-            return v if math.isfinite(v) and v > 0 else math.nan
+            return v if math.isfinite(v) and v >= 0 else math.nan
         except Exception:  # an interim mismatch of signatures must not sink the run
             pass
     import statsmodels.api as sm
@@ -174,8 +191,10 @@ def spread_half_life(spread: np.ndarray) -> float:
     ds = np.diff(s)
     lag = s[:-1]
     fit = sm.OLS(ds, sm.add_constant(lag)).fit()
-    lam = float(fit.params[1])
-    return -math.log(2.0) / lam if lam < 0 else math.nan
+    phi = 1.0 + float(fit.params[1])
+    if phi >= 1.0:
+        return math.nan
+    return 0.0 if phi <= 0.0 else -math.log(2.0) / math.log(phi)
 
 
 def _signals_half_life():
@@ -218,19 +237,27 @@ def _num(v) -> float | None:
 def optimize_pair(spec: PairSpec, bars: dict[str, pd.DataFrame], source: str, bar_size: str,
                   base_params: StrategyParams, costs: CostModel, grid: list[tuple[float, float, float]],
                   start: pd.Timestamp | None, end: pd.Timestamp | None, end_exclusive: bool,
-                  min_trades: int, adf_max: float,
+                  min_trades: int, adf_max: float, kalman_deltas: Sequence[float] | None = None,
                   progress: Callable[[int], None] | None = None) -> tuple[PairParams, dict]:
     """Optimise one pair; never raises for pair-level problems (they become ``tradable: false``).
+
+    The signals are computed once per Kalman ``delta`` of ``kalman_deltas`` (default: the delta of
+    ``base_params``) -- they do not depend on the thresholds -- and every threshold combination of
+    ``grid`` is backtested on them.  The best point is the highest annualised Sharpe ratio among points
+    with at least ``min_trades`` closed trades.  The pair-level ADF p-value and half-life are those of the
+    in-sample Kalman spread (after the warm-up) of the chosen delta.
 
     Returns
     -------
     (PairParams, info) where info holds the aligned range (first/last bar) and the grid table.
     """
     info: dict = {}
+    deltas = list(kalman_deltas) if kalman_deltas else [base_params.kalman_delta]
+    n_runs = len(grid) * len(deltas)
     for sym in (spec.y, spec.x):
         if sym not in bars:
             if progress:
-                progress(len(grid))
+                progress(n_runs)
             return PairParams(y=spec.y, x=spec.x, tradable=False,
                               reason=f"symbol not in data: {sym} is not in {source}"), info
     frame = align(bars[spec.y], bars[spec.x])
@@ -241,38 +268,53 @@ def optimize_pair(spec: PairSpec, bars: dict[str, pd.DataFrame], source: str, ba
     need = base_params.warmup_bars + 2 * base_params.zscore_window_bars
     if len(frame) <= need:
         if progress:
-            progress(len(grid))
+            progress(n_runs)
         return PairParams(y=spec.y, x=spec.x, tradable=False,
                           reason=f"only {len(frame)} aligned in-sample bars of {spec.y} and {spec.x} in "
                                  f"{source}; need more than {need}"), info
     info["first"], info["last"] = frame.index[0], frame.index[-1]
-    sig = _compute_signals()(frame["close_y"].to_numpy(float), frame["close_x"].to_numpy(float), base_params)
-    spread = np.asarray(sig["spread"], dtype=float)[base_params.warmup_bars:]
-    adf_p = spread_adf_pvalue(spread)
-    hl = spread_half_life(spread)
-    res: GridResult = grid_search(frame, sig, base_params, costs, grid, start_index=0, bar_size=bar_size,
-                                  min_trades=min_trades, progress=progress)
-    info["grid"] = res.table
-    row = res.best_row if res.best is not None else res.top_any()
+    compute_signals = _compute_signals()
+    cy, cx = frame["close_y"].to_numpy(float), frame["close_x"].to_numpy(float)
+    tables, spreads, results = [], {}, {}
+    for d in deltas:
+        p_d = StrategyParams.model_validate({**base_params.model_dump(), "kalman_delta": float(d)})
+        sig = compute_signals(cy, cx, p_d)
+        spreads[d] = np.asarray(sig["spread"], dtype=float)[base_params.warmup_bars:]
+        res: GridResult = grid_search(frame, sig, p_d, costs, grid, start_index=0, bar_size=bar_size,
+                                      min_trades=min_trades, progress=progress)
+        results[d] = res
+        tables.append(res.table.assign(kalman_delta=float(d)))
+    table = pd.concat(tables, ignore_index=True)
+    info["grid"] = table
+    elig = table[table["eligible"]]
+    if not elig.empty:
+        row = elig.sort_values(["sharpe", "trades"], ascending=[False, False], kind="stable").iloc[0]
+    else:
+        fin = table[np.isfinite(table["sharpe"])]
+        row = fin.loc[fin["sharpe"].idxmax()] if not fin.empty else None
+    chosen = float(row.kalman_delta) if row is not None else deltas[0]
+    adf_p = spread_adf_pvalue(spreads[chosen])
+    hl = spread_half_life(spreads[chosen])
     metrics = PairMetrics(
         sharpe=_num(row.sharpe) if row is not None else None,
         trades=int(row.trades) if row is not None else 0,
         total_return_pct=_num(row.total_return_pct) if row is not None else None,
         max_drawdown_pct=_num(row.max_drawdown_pct) if row is not None else None,
         adf_pvalue=_num(adf_p), half_life_bars=_num(hl))
-    params = res.best_params
-    if params is None and row is not None:
-        params = StrategyParams.model_validate({**base_params.model_dump(), "entry_z": float(row.entry_z),
-                                                "exit_z": float(row.exit_z), "stop_z": float(row.stop_z)})
+    params = None
+    if row is not None:
+        params = StrategyParams.model_validate({**base_params.model_dump(), "kalman_delta": chosen,
+                                                "entry_z": float(row.entry_z), "exit_z": float(row.exit_z),
+                                                "stop_z": float(row.stop_z)})
     reason = None
     if not (math.isfinite(adf_p) and adf_p <= adf_max):
         reason = (f"ADF p-value {adf_p:.4f} of the in-sample Kalman spread exceeds --adf-max {adf_max}"
                   if math.isfinite(adf_p) else "ADF p-value of the in-sample Kalman spread is undefined")
-    elif res.best is None:
-        most = int(res.table["trades"].max()) if len(res.table) else 0
-        reason = f"no threshold combination reaches --min-trades {min_trades} (most closed trades: {most})"
-    elif not (res.best_row.sharpe > 0):
-        reason = f"best in-sample Sharpe ratio {res.best_row.sharpe:.2f} is not positive"
+    elif elig.empty:
+        most = int(table["trades"].max()) if len(table) else 0
+        reason = f"no parameter combination reaches --min-trades {min_trades} (most closed trades: {most})"
+    elif not (row.sharpe > 0):
+        reason = f"best in-sample Sharpe ratio {row.sharpe:.2f} is not positive"
     return PairParams(y=spec.y, x=spec.x, tradable=reason is None, reason=reason, params=params,
                       metrics=metrics), info
 
@@ -308,11 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--entry-z", type=_floats, default=list(DEFAULT_ENTRY_Z), help="grid of entry thresholds")
     p.add_argument("--exit-z", type=_floats, default=list(DEFAULT_EXIT_Z), help="grid of exit thresholds")
     p.add_argument("--stop-z", type=_floats, default=list(DEFAULT_STOP_Z), help="grid of z-stop thresholds")
+    p.add_argument("--kalman-delta", type=_floats, default=list(DEFAULT_KALMAN_DELTAS),
+                   help="grid of Kalman deltas (signals are computed once per pair and delta)")
     p.add_argument("--dollar-stop", type=float, default=None, help="dollar stop, USD of open loss")
     p.add_argument("--max-notional", type=float, default=None, help="cap of notional per leg, USD")
     p.add_argument("--risk-per-trade", type=float, default=None, help="USD per one std of the spread")
     p.add_argument("--hurst-max", type=float, default=None, help="per-bar Hurst gate (1 disables)")
-    p.add_argument("--gate-adf-pvalue", type=float, default=None,
+    p.add_argument("--gate-adf-pvalue", type=float, default=DEFAULT_GATE_ADF_PVALUE,
                    help="per-bar rolling ADF p-value gate (1 disables)")
     p.add_argument("--zscore-window", type=int, default=None, help="z-score window, bars")
     p.add_argument("--adf-window", type=int, default=None, help="rolling ADF window, bars")
@@ -375,11 +419,13 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
 
     out: dict[str, PairParams] = {}
     firsts, lasts = [], []
-    with tqdm(total=len(pairs) * len(grid), desc="pairs x grid", unit="run", disable=args.quiet,
+    deltas = args.kalman_delta
+    with tqdm(total=len(pairs) * len(grid) * len(deltas), desc="pairs x grid", unit="run", disable=args.quiet,
               file=sys.stderr) as bar:
         for spec in pairs:
             pp, info = optimize_pair(spec, bars, barset.source, bar_size, base, costs, grid, start, end, end_excl,
-                                     args.min_trades, args.adf_max, progress=bar.update)
+                                     args.min_trades, args.adf_max, kalman_deltas=deltas,
+                                     progress=bar.update)
             out[spec.pair_id] = pp
             if "first" in info:
                 firsts.append(info["first"])
@@ -402,7 +448,8 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
         if pp.tradable:
             log(f"  {pid:<10} tradable  Sharpe {m.sharpe:6.2f}  trades {m.trades:4d}  return {m.total_return_pct:7.2f}%"
                 f"  maxDD {m.max_drawdown_pct:6.2f}%  entry/exit/stop {pp.params.entry_z}/{pp.params.exit_z}/"
-                f"{pp.params.stop_z}  ADF p {m.adf_pvalue:.3g}")
+                f"{pp.params.stop_z}  delta {pp.params.kalman_delta:g}  ADF p {m.adf_pvalue:.3g}"
+                f"  half-life {m.half_life_bars if m.half_life_bars is None else round(m.half_life_bars, 2)} bars")
         else:
             extra = ""
             if m is not None and m.sharpe is not None:
