@@ -139,3 +139,35 @@ def test_defaults_by_bar_size():
         pd.Timestamp("2025-12-01", tz="America/New_York")
     assert holdout_cutoff(pd.Timestamp("2018-12-31 05:00", tz="UTC"), "1Day") == \
         pd.Timestamp("2018-01-01", tz="America/New_York")
+
+
+def test_alpaca_source_used_when_keys_set(tmp_path, monkeypatch, equities_5min):
+    _pipeline()
+    import pairtrade.data.alpaca as alpaca_mod
+    from pairtrade.backtest import optimize
+    from pairtrade.data.bars import BarSet, DataError, load_bars
+
+    real = load_bars(equities_5min, symbols=["XOM", "CVX"])
+    calls = []
+
+    def fake_fetch(symbols, start, end, bar_size, key, secret, url_override=None, **kw):
+        calls.append((tuple(symbols), bar_size, key, url_override))
+        (sym,) = symbols
+        if sym not in real.bars:
+            raise DataError(f"Alpaca: no bars for {sym}")
+        df = real.bars[sym]
+        return BarSet({sym: df[(df.index >= start) & (df.index < end)]}, "fake alpaca", bar_size)
+
+    monkeypatch.setattr(alpaca_mod, "fetch_alpaca_bars", fake_fetch)
+    monkeypatch.setenv("ALPACA_API_KEY", "k")
+    monkeypatch.setenv("ALPACA_SECRET_KEY", "s")
+    monkeypatch.delenv("ALPACA_DATA_URL", raising=False)
+    (tmp_path / "p.json").write_text('{"pairs": [{"y": "XOM", "x": "CVX"}, {"y": "SPX", "x": "COMP"}]}')
+    lines = []
+    pf = optimize.run(["--quiet", "--pairs", str(tmp_path / "p.json"), "--params", str(tmp_path / "o.json"),
+                       "--start", "2025-05-12", "--end", "2025-12-31"], log=lines.append)
+    assert {c[0] for c in calls} == {("XOM",), ("CVX",), ("SPX",), ("COMP",)}
+    assert all(c[1] == "5Min" and c[2] == "k" for c in calls)
+    assert "Alpaca" in pf.data.source and any("Alpaca" in line for line in lines)
+    assert "symbol not in data" in pf.pairs["SPX-COMP"].reason
+    assert pf.pairs["XOM-CVX"].metrics is not None and pf.pairs["XOM-CVX"].metrics.trades > 0

@@ -126,8 +126,23 @@ def load_market_data(args: argparse.Namespace, symbols: list[str],
             days = 5 * 365 if bar_seconds(args.bar_size) >= 86400 else 240
             start = end - pd.Timedelta(days=days)
         log(f"fetching {args.bar_size} bars of {', '.join(symbols)} from Alpaca, {start} to {end}")
-        return fetch_alpaca_bars(symbols, start.to_pydatetime(), end.to_pydatetime(), args.bar_size, key,
-                                 secret, url_override=os.environ.get("ALPACA_DATA_URL") or None)
+        # one request per symbol, so that an unknown symbol only makes its pairs untradable
+        got: dict[str, pd.DataFrame] = {}
+        errors: list[str] = []
+        for sym in symbols:
+            try:
+                bs = fetch_alpaca_bars([sym], start.to_pydatetime(), end.to_pydatetime(), args.bar_size, key,
+                                       secret, url_override=os.environ.get("ALPACA_DATA_URL") or None)
+            except DataError as e:
+                errors.append(f"{sym}: {e}")
+                continue
+            got.update(bs.bars)
+        for msg in errors:
+            log(f"warning: {msg}")
+        if not got:
+            raise DataError("Alpaca returned no bars for any symbol: " + "; ".join(errors))
+        return BarSet(got, f"Alpaca historical {args.bar_size} bars ({start.date()} to {end.date()})",
+                      args.bar_size)
     return embedded_bars()
 
 
