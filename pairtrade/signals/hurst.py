@@ -14,10 +14,10 @@ simplified=False)`` of the ``hurst`` package 0.0.5:
 
 ``simplified=True`` reproduces the package's default "simplified" R/S (``R = max - min`` of the levels).
 
-At short windows R/S is biased upwards (for a 390-bar Gaussian random walk the median is ~0.56, the
-95th percentile ~0.67).  :func:`hurst_alp` removes most of this bias with the Anis-Lloyd (1976)
-expected R/S and the Peters (1994) small-sample factor: ``H = 0.5 + slope(log10(R/S) -
-log10(E[R/S]))``; its null median is close to 0.5.  For gates, prefer quantiles of the null
+At short windows R/S is biased upwards (for a Gaussian random walk of 390 levels the median is
+0.578 and the 95th percentile 0.682; of 100 levels 0.612 and 0.782).  :func:`hurst_alp` removes most
+of this bias with the Anis-Lloyd (1976) expected R/S (Peters 1994 form): ``H = 0.5 +
+slope(log10(R/S) - log10(E[R/S]))``.  For gates, prefer quantiles of the null
 distribution (:func:`hurst_null_quantile`) to fixed thresholds.
 
 References
@@ -46,7 +46,7 @@ from pairtrade.signals.adf import _push, as_float_array
 #: seed and number of random walks of the null distribution (changing either changes the cache key)
 NULL_SEED = 20240607
 NULL_SIMS = 20000
-_NULL_VERSION = 1
+_NULL_VERSION = 2
 _ESTIMATORS = ("rs", "alp")
 #: default quantile of a calibrated gate: enter only when H < the q-quantile of the random-walk null,
 #: i.e. only 5 % of pure random walks of the same length would pass (see :func:`hurst_gate`)
@@ -82,11 +82,14 @@ def window_sizes(n: int, min_window: int = 10, max_window: int | None = None) ->
 
 
 def expected_rs(w: int) -> float:
-    """Anis-Lloyd/Peters expected R/S of ``w`` i.i.d. normal *levels* (``w - 1`` increments), ddof=1 S.
+    """Anis-Lloyd (1976) expected R/S of ``w`` Gaussian random-walk levels (``m = w - 1`` increments).
 
-    ``E[R/S]_m = (m - 1/2)/m * G * sum_{i=1}^{m-1} sqrt((m - i)/i)`` with ``m = w - 1`` increments and
-    ``G = Gamma((m-1)/2) / (sqrt(pi) Gamma(m/2))`` for ``m <= 340``, ``1/sqrt(m pi / 2)`` above (Peters
-    1994); multiplied by ``sqrt((m - 1)/m)`` because S here uses ``ddof=1``.
+    ``E[R/S]_m = G * sum_{i=1}^{m-1} sqrt((m - i)/i)`` with ``G = Gamma((m-1)/2) / (sqrt(pi)
+    Gamma(m/2))`` for ``m <= 340`` and ``G = 1/sqrt(m pi / 2)`` above (Peters 1994), for S with
+    ddof=0; multiplied by ``sqrt((m - 1)/m)`` because S here uses ddof=1.  Peters' extra factor
+    ``(m - 1/2)/m`` is *not* applied: simulation shows the formula above is already exact (e.g.
+    m = 9: 2.829 formula vs 2.829 simulated for ddof=0), and the factor would bias H downwards
+    (``tests/test_signals_hurst.py`` checks the expectation against simulation).
     """
     m = int(w) - 1
     if m < 2:
@@ -97,7 +100,7 @@ def expected_rs(w: int) -> float:
         g = math.exp(math.lgamma((m - 1) / 2.0) - math.lgamma(m / 2.0)) / math.sqrt(math.pi)
     else:
         g = 1.0 / math.sqrt(m * math.pi / 2.0)
-    return (m - 0.5) / m * g * ssum * math.sqrt((m - 1) / m)
+    return g * ssum * math.sqrt((m - 1) / m)
 
 
 @lru_cache(maxsize=256)
@@ -231,7 +234,7 @@ def hurst_rs(x, min_window: int = 10, max_window: int | None = None, simplified:
 
 
 def hurst_alp(x, min_window: int = 10, max_window: int | None = None) -> float:
-    """Anis-Lloyd-Peters corrected R/S Hurst exponent (lower small-sample bias than :func:`hurst_rs`).
+    """Anis-Lloyd corrected R/S Hurst exponent (lower small-sample bias than :func:`hurst_rs`).
 
     ``H = 0.5 + slope of log10(R/S_w) - log10(E[R/S]_w)`` on ``log10(w)`` with the same windows and
     chunks as :func:`hurst_rs` and ``E[R/S]`` from :func:`expected_rs` (Anis and Lloyd 1976, Peters
@@ -301,7 +304,7 @@ def hurst_null_distribution(
     """Sorted Hurst exponents of ``n_sims`` Gaussian random walks of ``window`` levels.
 
     Simulated once with ``numpy.random.default_rng(seed)``, then memoised in-process and cached on
-    disk as ``hurst_null_{estimator}_w{window}_n{n_sims}_s{seed}_v1.npy`` under :func:`cache_dir`
+    disk as ``hurst_null_{estimator}_w{window}_n{n_sims}_s{seed}_v2.npy`` under :func:`cache_dir`
     (written atomically; an unreadable cache file is recomputed).  20,000 walks of 390 levels take
     about 0.5 s.
 
