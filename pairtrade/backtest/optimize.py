@@ -399,6 +399,12 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
     if args.min_trades < 0:
         raise ConfigError(f"--min-trades must be >= 0, got {args.min_trades}")
     symbols = sorted({s for p in pairs for s in (p.y, p.x)})
+    start = end = None
+    end_excl = True
+    if args.start:
+        start = _parse_time(args.start, "--start", False)[0]
+    if args.end:
+        end, end_excl = _parse_time(args.end, "--end", True)
     barset = load_market_data(args, symbols, log)
     bar_size = barset.bar_size
     log(f"data: {barset.source} ({bar_size} bars, {barset.start} to {barset.end})")
@@ -420,13 +426,7 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
     present = [df for s, df in bars.items() if len(df)]
     if not present:
         raise DataError(f"none of the symbols {symbols} is in {barset.source}")
-    start = end = None
-    end_excl = True
-    if args.start:
-        start = _parse_time(args.start, "--start", False)[0]
-    if args.end:
-        end, end_excl = _parse_time(args.end, "--end", True)
-    else:
+    if not args.end:
         last = max(df.index[-1] for df in present)
         end = holdout_cutoff(last, bar_size)
         log(f"in-sample: bars before {end.tz_convert(EXCHANGE_TZ).date()} (New York); the final "

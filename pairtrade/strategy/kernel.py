@@ -346,8 +346,9 @@ class PairStrategy:
     Parameters
     ----------
     params : StrategyParams
-    bars_seen : bars of signal history already consumed before the first :meth:`on_bar`
-        (e.g. the warm-up bars fed to the signal engine), counted towards ``warmup_bars``.
+    bars_seen : bars of signal history already consumed before the first :meth:`on_bar`, counted
+        towards ``warmup_bars`` -- pass ``engine.bars_seen`` after ``SignalEngine.warm_up(history)`` so the
+        live strategy counts bars exactly as a backtest over the same history does.
     state : optional saved state vector (from :attr:`state`) to resume from.
 
     Notes
