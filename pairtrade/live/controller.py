@@ -376,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--stagger-secs", type=float, default=None,
                     help="pause between trader starts (default 0.2 local, 2 alpaca)")
     ap.add_argument("--max-restarts", type=int, default=5)
+    ap.add_argument("--rate-limit-per-min", type=int, default=None,
+                    help="local exchange: enforce this many REST requests per wall-clock minute (Alpaca: 200)")
     ap.add_argument("--equity-interval-mins", type=float, default=60.0, help="Telegram equity update period")
     ap.add_argument("--env-file", default=".env")
     return ap
@@ -404,9 +406,17 @@ def replay_range(bs: BarSet, pf: ParamsFile, start: str | None, end: str | None)
 
 
 def _equity_from_client(client: Any) -> tuple[float, float, dict[str, float]]:
+    """``(cash, equity, {symbol: qty})`` through alpaca-py (USD, shares)."""
+    cash, equity, positions, _ = _account_from_client(client)
+    return cash, equity, positions
+
+
+def _account_from_client(client: Any) -> tuple[float, float, dict[str, float], dict[str, float]]:
     acct = client.get_account()
-    positions = {p.symbol: float(p.qty) for p in client.get_all_positions()}
-    return float(acct.cash), float(acct.equity), positions
+    ps = client.get_all_positions()
+    positions = {p.symbol: float(p.qty) for p in ps}
+    values = {p.symbol: float(p.market_value) if p.market_value is not None else float("nan") for p in ps}
+    return float(acct.cash), float(acct.equity), positions, values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,7 +488,10 @@ def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec]
                         f"{pf.bar_size} bars; run optimizer.py on the same data")
     bs = BarSet({s: regular_hours(bs.bars[s], bs.bar_size) for s in symbols}, bs.source, bs.bar_size)
     start, end = replay_range(bs, pf, args.start, args.end)
-    ex = LocalExchange(bs, start=start, end=end, cash=args.cash, costs=pf.costs, key=LOCAL_KEY, secret=LOCAL_SECRET)
+    # The lockstep replay compresses weeks into seconds, so Alpaca's 200 requests/min (wall clock) would
+    # throttle a replay that is well within budget in market time; --rate-limit-per-min turns it on.
+    ex = LocalExchange(bs, start=start, end=end, cash=args.cash, costs=pf.costs, key=LOCAL_KEY, secret=LOCAL_SECRET,
+                       rate_limit_per_min=args.rate_limit_per_min)
     ex.start()
     print(f"replaying {bs.source}\n  symbols {', '.join(symbols)}, {bs.bar_size} bars, regular hours, "
           f"{start} -> {end} (out-of-sample after the optimizer's range ending {pf.data.end})")
@@ -553,10 +566,13 @@ def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec]
 def write_summary(ctl: Controller, client: Any, ex: Any, stats: dict, elapsed: float, start: Any, end: Any,
                   source: str) -> dict:
     """summary.json: pairs, orders, fills, trades, realised PnL, final equity and the books check."""
-    cash, equity, positions = _equity_from_client(client)
+    cash, equity, positions, values = _account_from_client(client)
     snap = ex.account_snapshot() if ex is not None else None
-    marks = {s: p["last_close"] for s, p in snap["positions"].items()} if snap else {}
-    pos_value = sum(q * marks.get(s, float("nan")) for s, q in positions.items())
+    if snap:  # marks independent of the venue's own valuation: quantity x last replayed close
+        marks = {s: p["last_close"] for s, p in snap["positions"].items()}
+        pos_value = sum(q * marks.get(s, float("nan")) for s, q in positions.items())
+    else:
+        pos_value = sum(values.values())
     orders = sum(1 for o in snap["orders"]) if snap else ctl.run.counts.get("order", 0)
     fills = len(snap["fills"]) if snap else ctl.run.counts.get("fill", 0)
     realised = sum(t["pnl_usd"] for t in ctl.run.trades)

@@ -291,6 +291,31 @@ class Trader:
                 return
 
     # ------------------------------------------------------------------------------------------
+    def _submit_with_retry(self, symbol: str, qty: float, client_order_id: str, attempts: int = 4,
+                           backoff_secs: float = 1.0) -> OrderInfo:
+        """Submit; on a temporary error (429, 5xx, network) look the order up, then retry with backoff.
+
+        The lookup by ``client_order_id`` makes the retry idempotent: an order that reached the venue
+        before the connection failed is not sent twice.
+        """
+        import time
+
+        for i in range(attempts):
+            try:
+                return self.broker.submit_market(symbol, qty, client_order_id)
+            except TemporaryBrokerError as e:
+                if i == attempts - 1:
+                    raise
+                log.warning("submit %s %s: %s; retrying in %.1f s", symbol, qty, e, backoff_secs * 2 ** i)
+                time.sleep(backoff_secs * 2 ** i)
+                try:
+                    known = self.broker.get_order(client_order_id)
+                except TemporaryBrokerError:
+                    known = None
+                if known is not None:
+                    return known
+        raise AssertionError("unreachable")
+
     def submit_legs(self, deltas: list[tuple[Leg, float]], reason: str) -> bool:
         """Submit both legs; on a rejection reverse what was accepted.  Returns True when all accepted."""
         accepted: list[tuple[Leg, float, PendingOrder]] = []
@@ -299,7 +324,7 @@ class Trader:
             self.state.pending.append(p)
             self.save()  # persist, then act
             try:
-                info = self.broker.submit_market(leg.symbol, qty, p.client_order_id)
+                info = self._submit_with_retry(leg.symbol, qty, p.client_order_id)
             except (OrderRejected, BrokerError) as e:
                 p.status = "rejected"
                 self.state.pending.remove(p)
@@ -310,7 +335,7 @@ class Trader:
                         self.state.pending.append(rb)
                         self.save()
                         try:
-                            rinfo = self.broker.submit_market(aleg.symbol, -aqty, rb.client_order_id)
+                            rinfo = self._submit_with_retry(aleg.symbol, -aqty, rb.client_order_id)
                             rb.order_id, rb.status = rinfo.order_id, rinfo.status
                             self.event("rollback", symbol=aleg.symbol, qty=-aqty, client_order_id=rb.client_order_id)
                         except BrokerError as e2:
@@ -415,7 +440,14 @@ def _json_default(o: Any) -> Any:
 
 def serve(trader: Trader, lines: Any = None) -> int:
     """Read controller messages from ``lines`` (stdin) until ``stop`` or EOF; return an exit code."""
+    import os
+
     trader.start()
+    # Fault injection for tests of supervision: exit abruptly after this many bars in this process.
+    crash_after = int(os.environ.get("PAIRTRADE_FAULT_CRASH_AFTER_BARS", "0") or 0)
+    if crash_after and trader.state.last_bar is not None and os.environ.get("PAIRTRADE_FAULT_ONCE", "1") == "1":
+        crash_after = 0  # restarted from a saved state: crash only once
+    bars_seen = 0
     for line in (lines if lines is not None else sys.stdin):
         line = line.strip()
         if not line:
@@ -425,6 +457,10 @@ def serve(trader: Trader, lines: Any = None) -> int:
         if kind == "bars":
             t = pd.Timestamp(msg["t"])
             trader.on_bars(t, msg["bars"])
+            bars_seen += 1
+            if crash_after and bars_seen >= crash_after:
+                log.error("fault injection: crashing after %d bars", bars_seen)
+                os._exit(3)
             trader.emit({"type": "ack", "t": msg["t"]})
         elif kind == "trade_update":
             trader.on_trade_update(msg.get("event", ""), msg["order"])
