@@ -248,30 +248,41 @@ def embedded_bars() -> BarSet:
     return BarSet({k: v.copy() for k, v in _embedded().items()}, EMBEDDED_SOURCE, "1Day")
 
 
+@lru_cache(maxsize=8)
+def _calendar(name: str, first_year: int, last_year: int):
+    """An exchange_calendars calendar covering the given years (cached; its own pandas warnings muted)."""
+    import warnings
+
+    import exchange_calendars as xc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return xc.get_calendar(name, start=pd.Timestamp(f"{first_year}-01-01"),
+                               end=pd.Timestamp(f"{last_year}-12-31"))
+
+
 def regular_hours(df: pd.DataFrame, bar_size: str, calendar: str = "XNYS") -> pd.DataFrame:
     """Keep only bars that start inside a regular trading session (holidays and half days honoured).
 
     Uses ``exchange_calendars`` (``XNYS``).  Daily and longer bars are kept when their date is a
     session.  Bars are stamped with their start; a bar is kept when ``open <= start < close``.
     """
-    import exchange_calendars as xc
-
     if df.empty:
         return df
     start = (df.index[0] - pd.Timedelta(days=7)).tz_convert(None).normalize()
     end = (df.index[-1] + pd.Timedelta(days=7)).tz_convert(None).normalize()
-    cal = xc.get_calendar(calendar, start=min(start, pd.Timestamp("2006-01-01")), end=max(
-        end, pd.Timestamp("2006-02-01")))
+    cal = _calendar(calendar, start.year, end.year)
     if bar_seconds(bar_size) >= 86400:
         dates = df.index.tz_convert(EXCHANGE_TZ).tz_localize(None).normalize()
         return df[np.asarray(dates.isin(cal.sessions))]
     sched = cal.schedule.loc[start:end]
-    opens = sched["open"].dt.tz_convert("UTC") if sched["open"].dt.tz is not None else \
-        sched["open"].dt.tz_localize("UTC")
-    closes = sched["close"].dt.tz_convert("UTC") if sched["close"].dt.tz is not None else \
-        sched["close"].dt.tz_localize("UTC")
-    o = opens.to_numpy(dtype="datetime64[ns]")
-    c = closes.to_numpy(dtype="datetime64[ns]")
+
+    def utc_naive(col: pd.Series) -> np.ndarray:
+        col = col.dt.tz_convert("UTC") if col.dt.tz is not None else col.dt.tz_localize("UTC")
+        return col.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+
+    o = utc_naive(sched["open"])
+    c = utc_naive(sched["close"])
     t = df.index.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
     k = np.searchsorted(o, t, side="right") - 1
     ok = (k >= 0) & (t < c[np.clip(k, 0, len(c) - 1)])
