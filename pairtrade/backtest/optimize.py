@@ -41,6 +41,8 @@ from pairtrade.data.bars import EXCHANGE_TZ, BarSet, DataError, align, bar_secon
     regular_hours
 
 DEFAULT_MIN_TRADES = 10
+# A threshold set that trades less than about once a quarter cannot be judged on its in-sample Sharpe.
+SESSIONS_PER_REQUIRED_TRADE = 63
 DEFAULT_ADF_MAX = 0.05
 #: Kalman delta grid.  V_w = delta/(1-delta) per bar acts on beta in units of y per unit of x, so the
 #: hedge's random walk per bar is ~ sqrt(delta) * x (USD): 1e-4 lets beta follow every tick of $100 stocks
@@ -359,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", default=None,
                    help="last in-sample date/time; default holds out the final month (intraday) or year (daily)")
     p.add_argument("--bar-size", default="5Min", help="bar size when fetching from Alpaca")
-    p.add_argument("--min-trades", type=int, default=DEFAULT_MIN_TRADES, help="minimum closed in-sample trades")
+    p.add_argument("--min-trades", type=int, default=None,
+                   help=f"minimum closed in-sample trades (default: at least {DEFAULT_MIN_TRADES} and one per "
+                        f"{SESSIONS_PER_REQUIRED_TRADE} sessions of in-sample data)")
     p.add_argument("--adf-max", type=float, default=DEFAULT_ADF_MAX,
                    help="pair gate: maximum ADF p-value of the in-sample Kalman spread")
     p.add_argument("--entry-z", type=_floats, default=list(DEFAULT_ENTRY_Z), help="grid of entry thresholds")
@@ -396,7 +400,7 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
     t0 = time.perf_counter()
     args = build_parser().parse_args(argv)
     pairs = load_pairs(args.pairs).pairs
-    if args.min_trades < 0:
+    if args.min_trades is not None and args.min_trades < 0:
         raise ConfigError(f"--min-trades must be >= 0, got {args.min_trades}")
     symbols = sorted({s for p in pairs for s in (p.y, p.x)})
     start = end = None
@@ -432,6 +436,16 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
         log(f"in-sample: bars before {end.tz_convert(EXCHANGE_TZ).date()} (New York); the final "
             f"{'year' if bar_seconds(bar_size) >= 86400 else 'month'} is held out for out-of-sample replay")
 
+    min_trades = args.min_trades
+    if min_trades is None:
+        days = set()
+        for df in present:
+            idx = df.index
+            sel = idx[((idx >= start) if start is not None else True) & ((idx < end) if end is not None else True)]
+            days.update(sel.tz_convert(EXCHANGE_TZ).date)
+        min_trades = max(DEFAULT_MIN_TRADES, len(days) // SESSIONS_PER_REQUIRED_TRADE)
+        log(f"minimum in-sample trades: {min_trades} ({len(days)} sessions; at least one trade per "
+            f"{SESSIONS_PER_REQUIRED_TRADE} sessions, never fewer than {DEFAULT_MIN_TRADES})")
     out: dict[str, PairParams] = {}
     firsts, lasts = [], []
     deltas = args.kalman_delta
@@ -439,7 +453,7 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
               file=sys.stderr) as bar:
         for spec in pairs:
             pp, info = optimize_pair(spec, bars, barset.source, bar_size, base, costs, grid, start, end, end_excl,
-                                     args.min_trades, args.adf_max, kalman_deltas=deltas,
+                                     min_trades, args.adf_max, kalman_deltas=deltas,
                                      progress=bar.update)
             out[spec.pair_id] = pp
             if "first" in info:
