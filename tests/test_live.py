@@ -131,6 +131,40 @@ def test_trader_crash_is_restarted_and_reconciled(tmp_path, equities_5min):
     assert (g == 0) == (m == 0)
 
 
+def test_sigterm_stops_traders_cleanly(tmp_path, equities_5min):
+    """SIGTERM mid-replay: traders get 'stop', state is saved, summary written, no orphan processes."""
+    import os
+    import signal
+    import time
+
+    write_pairs(tmp_path / "pairs.json", [("GS", "MS"), ("XOM", "CVX")])
+    write_params(tmp_path / "params.json", [("GS", "MS"), ("XOM", "CVX")])
+    cmd = [sys.executable, str(ROOT / "controller.py"), "--data", str(equities_5min), "--pairs",
+           str(tmp_path / "pairs.json"), "--params", str(tmp_path / "params.json"), "--run-dir",
+           str(tmp_path / "run"), "--start", "2025-06-02T14:00:00", "--end", "2025-12-31T21:00:00"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    equity = tmp_path / "run" / "equity.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not equity.exists() or equity.stat().st_size < 2000):
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopping traders cleanly" in err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert 0 < summary["bars_replayed"] < 8000  # stopped well before the end of the range
+    events = [json.loads(line) for line in open(tmp_path / "run" / "events.jsonl")]
+    pids = [e["pid"] for e in events if e.get("event") == "trader_started"]
+    assert len(pids) == 2
+    for pid in pids:  # the trader processes are gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    for pid in ("GS-MS", "XOM-CVX"):
+        state = json.loads((tmp_path / "run" / "state" / f"{pid}.json").read_text())
+        assert state["last_bar"] is not None
+
+
 def test_controller_bad_inputs(tmp_path, equities_5min):
     (tmp_path / "pairs.json").write_text('{"pairs": [{"y": "XOM"}]}')
     write_params(tmp_path / "params.json")
