@@ -43,6 +43,9 @@ from pairtrade.data.bars import EXCHANGE_TZ, BarSet, DataError, align, bar_secon
 DEFAULT_MIN_TRADES = 10
 # A threshold set that trades less than about once a quarter cannot be judged on its in-sample Sharpe.
 SESSIONS_PER_REQUIRED_TRADE = 63
+# Per-bar Hurst gate: admit a spread window only when its R/S Hurst exponent is below the 5 % quantile of
+# the estimator's random-walk null distribution for the same window (pairtrade.signals.hurst).
+DEFAULT_HURST_QUANTILE = 0.05
 DEFAULT_ADF_MAX = 0.05
 #: Kalman delta grid.  V_w = delta/(1-delta) per bar acts on beta in units of y per unit of x, so the
 #: hedge's random walk per bar is ~ sqrt(delta) * x (USD): 1e-4 lets beta follow every tick of $100 stocks
@@ -374,7 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dollar-stop", type=float, default=None, help="dollar stop, USD of open loss")
     p.add_argument("--max-notional", type=float, default=None, help="cap of notional per leg, USD")
     p.add_argument("--risk-per-trade", type=float, default=None, help="USD per one std of the spread")
-    p.add_argument("--hurst-max", type=float, default=None, help="per-bar Hurst gate (1 disables)")
+    p.add_argument("--hurst-max", type=float, default=None, help="per-bar Hurst gate level (1 disables)")
+    p.add_argument("--hurst-quantile", type=float, default=None,
+                   help="per-bar Hurst gate as a quantile of the random-walk null distribution of R/S over the "
+                        "Hurst window (e.g. 0.05 admits 5%% of random walks); default 0.05 unless --hurst-max is given")
     p.add_argument("--gate-adf-pvalue", type=float, default=DEFAULT_GATE_ADF_PVALUE,
                    help="per-bar rolling ADF p-value gate (1 disables)")
     p.add_argument("--zscore-window", type=int, default=None, help="z-score window, bars")
@@ -413,6 +419,17 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
     bar_size = barset.bar_size
     log(f"data: {barset.source} ({bar_size} bars, {barset.start} to {barset.end})")
     bars = _restrict(barset, symbols)
+    if args.hurst_quantile is None and args.hurst_max is None:
+        args.hurst_quantile = DEFAULT_HURST_QUANTILE
+    if args.hurst_quantile is not None:
+        from pairtrade.signals.hurst import hurst_null_quantile
+
+        if not 0 < args.hurst_quantile < 1:
+            raise ConfigError(f"--hurst-quantile must be in (0, 1), got {args.hurst_quantile}")
+        window = args.hurst_window or default_params(bar_size).hurst_window_bars
+        args.hurst_max = hurst_null_quantile(window, args.hurst_quantile)
+        log(f"Hurst gate: H < {args.hurst_max:.4f} (the {args.hurst_quantile:g} quantile of R/S over {window}-bar "
+            f"random walks)")
     try:
         costs = CostModel(**{k: v for k, v in (("slippage_per_share", args.slippage), ("fee_bps", args.fee_bps))
                              if v is not None})

@@ -232,29 +232,19 @@ class AlpacaBroker:
 
     # -- history -----------------------------------------------------------------------------
     def bars(self, symbols: list[str], start: datetime, end: datetime, bar_size: str) -> dict[str, pd.DataFrame]:
-        """Historical IEX bars as canonical frames (UTC bar start; float open/high/low/close/volume)."""
+        """Historical IEX bars as canonical frames (UTC bar start; float open/high/low/close/volume).
+
+        Not cached: the trader's warm-up must see what the venue has now.
+        """
         from alpaca.data.enums import Adjustment, DataFeed
         from alpaca.data.requests import StockBarsRequest
-        from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-        unit = {"Min": TimeFrameUnit.Minute, "Hour": TimeFrameUnit.Hour, "Day": TimeFrameUnit.Day}
-        for suffix, u in unit.items():
-            if bar_size.endswith(suffix):
-                tf = TimeFrame(int(bar_size[: -len(suffix)] or 1), u)
-                break
-        else:
-            raise ValueError(f"unsupported bar size {bar_size!r}")
-        req = StockBarsRequest(symbol_or_symbols=symbols, timeframe=tf, start=start, end=end,
+        from pairtrade.data.alpaca import bars_to_frame, timeframe_of
+
+        req = StockBarsRequest(symbol_or_symbols=symbols, timeframe=timeframe_of(bar_size), start=start, end=end,
                                feed=DataFeed.IEX, adjustment=Adjustment.RAW)
         try:
             barset = self.data.get_stock_bars(req)
         except Exception as e:
             raise _translate(e, "get_stock_bars") from e
-        out: dict[str, pd.DataFrame] = {}
-        for sym in symbols:
-            rows = barset.data.get(sym, [])
-            idx = pd.DatetimeIndex([pd.Timestamp(b.timestamp).tz_convert("UTC") for b in rows], name="timestamp")
-            out[sym] = pd.DataFrame({"open": [float(b.open) for b in rows], "high": [float(b.high) for b in rows],
-                                     "low": [float(b.low) for b in rows], "close": [float(b.close) for b in rows],
-                                     "volume": [float(b.volume) for b in rows]}, index=idx)
-        return out
+        return {sym: bars_to_frame(barset.data.get(sym, [])) for sym in symbols}

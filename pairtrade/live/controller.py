@@ -356,6 +356,16 @@ def start_streams(ctl: Controller, key: str, secret: str, data_url: str | None, 
     return [data, trades]
 
 
+def stop_streams(streams: list[Any]) -> None:
+    """Stop the alpaca-py streams; their reconnect chatter at shutdown is muted."""
+    logging.getLogger("alpaca").setLevel(logging.CRITICAL)
+    for s in streams:
+        try:
+            s.stop()
+        except Exception:  # a stream that never connected has nothing to stop
+            pass
+
+
 # ----------------------------------------------------------------------------------------------
 # CLI
 # ----------------------------------------------------------------------------------------------
@@ -549,12 +559,7 @@ def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec]
         bar.close()
     finally:
         ctl.shutdown()
-        logging.getLogger("alpaca").setLevel(logging.CRITICAL)  # the streams' reconnect chatter at shutdown
-        for s in streams:
-            try:
-                s.stop()
-            except Exception:  # the stream may not have connected; nothing to stop
-                pass
+        stop_streams(streams)
         summary = write_summary(ctl, client, ex, stats, time.monotonic() - t0, start, end, bs.source)
         ex.stop()
         ctl.run.close()
@@ -583,6 +588,8 @@ def write_summary(ctl: Controller, client: Any, ex: Any, stats: dict, elapsed: f
         "pairs_given_up": [tp.pair_id for tp in ctl.traders.values() if tp.given_up],
         "trader_restarts": {tp.pair_id: tp.restarts for tp in ctl.traders.values()},
         "orders": orders, "fills": fills, "trades": len(ctl.run.trades),
+        "open_orders_at_end": sum(1 for o in snap["orders"] if o.get("status") in ("new", "accepted", "pending_new",
+                                                                                  "partially_filled")) if snap else None,
         "realized_pnl_usd": round(realised, 2),
         "per_pair": {pid: {"trades": sum(1 for t in ctl.run.trades if t["pair"] == pid),
                            "realized_pnl_usd": round(sum(t["pnl_usd"] for t in ctl.run.trades if t["pair"] == pid), 2)}
@@ -603,6 +610,8 @@ def print_summary(s: dict) -> None:
           f"in {s['elapsed_secs']} s")
     for pid, v in s["per_pair"].items():
         print(f"  {pid:<12} trades {v['trades']:>3}  realised PnL {v['realized_pnl_usd']:>10.2f} USD")
+    if s.get("open_orders_at_end"):
+        print(f"{s['open_orders_at_end']} order(s) submitted on the last bar were still open when the replay ended")
     print(f"orders {s['orders']}, fills {s['fills']}, round trips {s['trades']}, "
           f"realised PnL {s['realized_pnl_usd']:.2f} USD")
     print(f"final equity {s['final_equity_usd']:.2f} USD = cash {s['cash_usd']:.2f} + positions "
@@ -661,12 +670,7 @@ def run_alpaca(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec
                     log.warning("account poll failed: %s", type(e).__name__)
     finally:
         ctl.shutdown()
-        logging.getLogger("alpaca").setLevel(logging.CRITICAL)  # the streams' reconnect chatter at shutdown
-        for s in streams:
-            try:
-                s.stop()
-            except Exception:
-                pass
+        stop_streams(streams)
         summary = write_summary(ctl, client, None, stats, time.monotonic() - t0, "-", "-", "Alpaca IEX stream")
         ctl.run.close()
         notifier.close()
