@@ -182,7 +182,7 @@ def draw(out: Path, dpi: int = 100) -> Path:
 
     # ---- offline: optimizer ----------------------------------------------------------------
     box(ax, 3, 75.5, 41, 96.5, "bars (pairtrade.data)", [
-        "--data files (CSV / Parquet)",
+        "--data files (CSV / CSV.gz)",
         "Alpaca historical bars",
         "(alpaca-py, on-disk cache)",
         "embedded arch data",
@@ -191,7 +191,7 @@ def draw(out: Path, dpi: int = 100) -> Path:
     box(ax, 47, 89, 69, 98.5, "pairs.json", ["pairs: y, x legs"], color=C_FILE)
     box(ax, 75, 75.5, 117, 98.5, "optimizer.py", [
         "pairtrade.backtest: parameter grid,",
-        "walk-forward, cost model, metrics",
+        "cost model, Sharpe + min trades, gates",
         "runs the ONE strategy kernel",
         "(pairtrade.strategy, numba) over",
         "pairtrade.signals arrays",
@@ -208,7 +208,7 @@ def draw(out: Path, dpi: int = 100) -> Path:
     box(ax, 5, 51.5, 55, 57.5, "ONE market-data websocket", ["alpaca-py StockDataStream (bars)"], **sub)
     box(ax, 5, 43.5, 55, 49.5, "ONE trade_updates stream", ["routed to traders by client_order_id"], **sub)
     box(ax, 5, 29, 55, 41.5, "supervisor", ["starts one trader per pair, staggered",
-                                            "(shared REST rate limit); restarts them;",
+                                            "(REST budget); restarts them;",
                                             "fans bars out, one pipe per trader"], **sub)
 
     box(ax, 3, 4, 57, 17.5, "run dir", ["events.jsonl  ·  trades.csv", "equity.csv  ·  summary.json"],
