@@ -507,6 +507,9 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``optimizer.py``: exit code 0, or 2 with a one-paragraph message on bad input."""
+    from pairtrade.live.secrets import load_env
+
+    load_env()  # ALPACA_API_KEY / ALPACA_SECRET_KEY from .env (never printed)
     try:
         run(argv)
     except (ConfigError, DataError) as e:
