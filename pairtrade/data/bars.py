@@ -150,8 +150,9 @@ def load_bars(path: str | Path, symbols: list[str] | None = None, tz: str = EXCH
     path : file path
     symbols : only these symbols (upper-cased); ``None`` keeps all
     tz : time zone of naive timestamps
-    drop_bad_rows : rows whose close is NaN (minutes with quotes but no trade) are dropped; any
-        remaining NaN or non-positive price raises.
+    drop_bad_rows : long format: rows whose open, high, low and close are all empty (minutes with
+        quotes but no trade) are dropped; wide format: empty cells (before a listing) are dropped. Any
+        other NaN or non-positive price raises :class:`DataError`.
 
     Raises
     ------
@@ -187,8 +188,8 @@ def load_bars(path: str | Path, symbols: list[str] | None = None, tz: str = EXCH
             idx = _to_utc(g["datetime"], tz)
             df = pd.DataFrame({c: g[c].to_numpy(dtype=float) for c in COLUMNS}, index=idx)
             df.index.name = "timestamp"
-            if drop_bad_rows:
-                df = df[np.isfinite(df["close"].to_numpy())]
+            if drop_bad_rows:  # a minute without any trade (quotes only): all four prices empty
+                df = df[np.isfinite(df[["open", "high", "low", "close"]].to_numpy()).any(axis=1)]
             df = df[~df.index.duplicated(keep="last")].sort_index()
             out[str(sym)] = validate_bars(df, str(sym), str(path))
     elif "date" in cols:
