@@ -250,7 +250,7 @@ def embedded_bars() -> BarSet:
 
 
 @lru_cache(maxsize=8)
-def _calendar(name: str, first_year: int, last_year: int):
+def trading_calendar(name: str, first_year: int, last_year: int):
     """An exchange_calendars calendar covering the given years (cached; its own pandas warnings muted)."""
     import warnings
 
@@ -272,7 +272,7 @@ def regular_hours(df: pd.DataFrame, bar_size: str, calendar: str = "XNYS") -> pd
         return df
     start = (df.index[0] - pd.Timedelta(days=7)).tz_convert(None).normalize()
     end = (df.index[-1] + pd.Timedelta(days=7)).tz_convert(None).normalize()
-    cal = _calendar(calendar, start.year, end.year)
+    cal = trading_calendar(calendar, start.year, end.year)
     if bar_seconds(bar_size) >= 86400:
         dates = df.index.tz_convert(EXCHANGE_TZ).tz_localize(None).normalize()
         return df[np.asarray(dates.isin(cal.sessions))]

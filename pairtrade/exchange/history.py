@@ -83,7 +83,7 @@ class HistoryService:
                 return raw
             ny = t.tz_convert(EXCHANGE_TZ).tz_localize(None).normalize()
             if unit == "Week":
-                ny = ny - pd.to_timedelta(ny.dayofweek, unit="D")
+                ny = ny - pd.to_timedelta(ny.day_of_week, unit="D")
             elif unit == "Month":
                 ny = ny - pd.to_timedelta(ny.day - 1, unit="D")
             if unit in ("Week", "Month") and n != 1:

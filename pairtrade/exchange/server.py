@@ -527,11 +527,11 @@ class LocalExchange:
 
     def _calendar(self):
         if self._cal is None:
-            import exchange_calendars as xc
+            from pairtrade.data.bars import trading_calendar
+
             lo = min(self.barset.start, self.engine.start) - pd.Timedelta(days=30)
             hi = max(self.barset.end, self.engine.now) + pd.Timedelta(days=400)
-            self._cal = xc.get_calendar("XNYS", start=lo.tz_convert(None).normalize(),
-                                        end=hi.tz_convert(None).normalize())
+            self._cal = trading_calendar("XNYS", lo.year, hi.year)
         return self._cal
 
     async def _h_clock(self, request: web.Request) -> web.Response:
