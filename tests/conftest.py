@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property-based tests draw the same examples on every run, so CI results are reproducible.
+settings.register_profile("pairtrade", derandomize=True)
+settings.load_profile("pairtrade")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("PAIRTRADE_SHARED_DATA", ROOT.parent / "shared" / "data"))
