@@ -460,7 +460,40 @@ def _push(buf, pos, cap, v):
     return pos
 
 
-class RollingADF:
+class RingWindow:
+    """The last ``window`` finite values, pushed one at a time in O(1) (double-written ring buffer,
+    so the current window is always a contiguous view).  Base of the streaming statistics."""
+
+    def __init__(self, window: int):
+        self.window = int(window)
+        self._buf = np.zeros(2 * self.window)
+        self._pos = 0
+        self.count = 0
+
+    def _push_value(self, value: float) -> np.ndarray | None:
+        """Append ``value``; the window (oldest first, a view) once full, else None.
+
+        Raises
+        ------
+        ValueError
+            ``value`` is NaN or infinite.
+        """
+        v = float(value)
+        if not math.isfinite(v):
+            raise ValueError(f"value: expected a finite float, got {value!r}")
+        self._pos = _push(self._buf, self._pos, self.window, v)
+        self.count += 1
+        if self.count < self.window:
+            return None
+        return self._buf[self._pos : self._pos + self.window]
+
+    def window_values(self) -> np.ndarray:
+        """Copy of the current window (oldest first); shorter than ``window`` while filling."""
+        k = min(self.count, self.window)
+        return self._buf[self._pos + self.window - k : self._pos + self.window].copy()
+
+
+class RollingADF(RingWindow):
     """ADF over the last ``window`` values, updated one value at a time.
 
     Each :meth:`update` is ``O(window * maxlag)`` (about 10 microseconds at 390 values) and equals
@@ -484,11 +517,8 @@ class RollingADF:
         ml = int(default_maxlag(window, self.reg)) if maxlag is None else int(maxlag)
         if ml < 0 or ml > window // 2 - ntrend - 1:
             raise ValueError(f"window: {window} values are too short for regression {regression!r} with maxlag {ml}")
-        self.window = int(window)
+        super().__init__(window)
         self.maxlag = ml
-        self._buf = np.zeros(2 * self.window)
-        self._pos = 0
-        self.count = 0
         self._out = np.full(OUT_SIZE, np.nan)
 
     def update(self, value: float) -> ADFResult | None:
@@ -497,23 +527,11 @@ class RollingADF:
         Returns None while fewer than ``window`` values were seen, and when the window is constant
         or the regression is rank deficient (where :func:`adf` raises ValueError).
         """
-        v = float(value)
-        if not math.isfinite(v):
-            raise ValueError(f"value: expected a finite float, got {value!r}")
-        self._pos = _push(self._buf, self._pos, self.window, v)
-        self.count += 1
-        if self.count < self.window:
-            return None
-        w = self._buf[self._pos : self._pos + self.window]
-        if w.max() == w.min():
+        w = self._push_value(value)
+        if w is None or w.max() == w.min():
             return None
         out = self._out
         adf_kernel(w, self.reg, self.maxlag, self.autolag, out)
         if math.isnan(out[OUT_STAT]):
             return None
         return _result(out, self.regression, self.autolag_name)
-
-    def window_values(self) -> np.ndarray:
-        """Copy of the current window (oldest first); shorter than ``window`` while filling."""
-        k = min(self.count, self.window)
-        return self._buf[self._pos + self.window - k : self._pos + self.window].copy()

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from pairtrade._numba import njit
-from pairtrade.signals.adf import _push, as_float_array
+from pairtrade.signals.adf import RingWindow, as_float_array
 
 #: seed and number of random walks of the null distribution (changing either changes the cache key)
 NULL_SEED = 20240607
@@ -243,7 +243,7 @@ def hurst_alp(x, min_window: int = 10, max_window: int | None = None) -> float:
     return _hurst(x, min_window, max_window, False, True)
 
 
-class RollingHurst:
+class RollingHurst(RingWindow):
     """Hurst exponent over the last ``window`` levels, one level at a time.
 
     ``O(window)`` work per update (about 2 microseconds at 100 levels); the value equals
@@ -254,23 +254,16 @@ class RollingHurst:
     def __init__(self, window: int, estimator: str = "rs", min_window: int = 10):
         if estimator not in _ESTIMATORS:
             raise ValueError(f"estimator: expected 'rs' or 'alp', got {estimator!r}")
-        self.window = int(window)
+        super().__init__(window)
         self.sizes = window_sizes(self.window, min_window)
         self.corrected = estimator == "alp"
         self.log_ers = _log_ers(tuple(int(v) for v in self.sizes)) if self.corrected else np.zeros(self.sizes.shape[0])
-        self._buf = np.zeros(2 * self.window)
-        self._pos = 0
-        self.count = 0
 
     def update(self, value: float) -> float:
-        v = float(value)
-        if not math.isfinite(v):
-            raise ValueError(f"value: expected a finite float, got {value!r}")
-        self._pos = _push(self._buf, self._pos, self.window, v)
-        self.count += 1
-        if self.count < self.window:
+        """Append a level; H of the last ``window`` levels (NaN while filling)."""
+        w = self._push_value(value)
+        if w is None:
             return math.nan
-        w = self._buf[self._pos : self._pos + self.window]
         return float(hurst_kernel(w, self.sizes, False, self.log_ers, self.corrected))
 
 

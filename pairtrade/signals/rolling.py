@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from pairtrade._numba import njit
-from pairtrade.signals.adf import _push, as_float_array
+from pairtrade.signals.adf import RingWindow, as_float_array
 
 
 @njit
@@ -84,25 +84,18 @@ def rolling_zscore(v, window: int):
     return mean, std, z
 
 
-class RollingZScore:
+class RollingZScore(RingWindow):
     """Streaming rolling mean/std/z-score; equals :func:`rolling_zscore` at every bar."""
 
     def __init__(self, window: int):
-        self.window = _check_window(window)
-        self._buf = np.zeros(2 * self.window)
-        self._pos = 0
-        self.count = 0
+        super().__init__(_check_window(window))
         self._tmp = np.empty(2)
 
     def update(self, value: float) -> tuple[float, float, float]:
         """Append a value; return ``(mean, std, z)`` (NaN until the window is full)."""
-        v = float(value)
-        if not math.isfinite(v):
-            raise ValueError(f"value: expected a finite float, got {value!r}")
-        self._pos = _push(self._buf, self._pos, self.window, v)
-        self.count += 1
-        if self.count < self.window:
+        if self._push_value(value) is None:
             return math.nan, math.nan, math.nan
+        v = float(value)
         window_mean_std(self._buf, self._pos, self.window, self._tmp)
         mu, sd = float(self._tmp[0]), float(self._tmp[1])
         return mu, sd, (v - mu) / sd if sd > 0.0 else math.nan
