@@ -81,6 +81,17 @@ def forbidden(message: str) -> ExchangeError:
     return ExchangeError(403, 40310000, message)
 
 
+def _positive(value: Any, name: str) -> float:
+    """``value`` as a finite float > 0, else a 422 naming the field."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise unprocessable(f"invalid {name} {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise unprocessable(f"{name} must be > 0")
+    return v
+
+
 def iso(ts: pd.Timestamp | None) -> str | None:
     """RFC 3339 UTC string with ``Z`` and microseconds, as Alpaca's trading API writes them."""
     if ts is None:
@@ -422,12 +433,7 @@ class Engine:
                 raise unprocessable("notional orders are not supported by the local exchange; send qty")
             if qty is None:
                 raise unprocessable("qty or notional is required")
-            try:
-                q = float(qty)
-            except (TypeError, ValueError):
-                raise unprocessable(f"invalid qty {qty!r}") from None
-            if not math.isfinite(q) or q <= 0:
-                raise unprocessable("qty must be > 0")
+            q = _positive(qty, "qty")
             side = str(side or "").lower()
             if side not in ("buy", "sell"):
                 raise unprocessable(f"invalid side {side!r}; expected buy or sell")
@@ -442,12 +448,7 @@ class Engine:
             if type == "limit":
                 if limit_price is None:
                     raise unprocessable("limit_price is required for limit orders")
-                try:
-                    lp = float(limit_price)
-                except (TypeError, ValueError):
-                    raise unprocessable(f"invalid limit_price {limit_price!r}") from None
-                if not math.isfinite(lp) or lp <= 0:
-                    raise unprocessable("limit_price must be > 0")
+                lp = _positive(limit_price, "limit_price")
                 decimals = 2 if lp >= 1.0 else 4
                 if abs(round(lp, decimals) - lp) > 1e-9:
                     raise ExchangeError(422, 42210000, f"invalid limit_price {lp}. sub-penny increment does "
