@@ -227,6 +227,12 @@ class LocalExchange:
         """Cash, equity, positions, orders and fills (plain Python, USD and shares)."""
         return self.engine.snapshot()
 
+    def account_summary(self) -> tuple[float, float, dict[str, float]]:
+        """``(cash, equity, {symbol: qty})`` in USD and shares; cheap enough to call on every bar."""
+        e = self.engine
+        with e.lock:
+            return e.cash, e.equity(), {s: p.qty for s, p in e.positions.items()}
+
     def describe(self) -> str:
         """Human-readable summary: data source, symbols, bar size, replay range, URLs."""
         e = self.engine

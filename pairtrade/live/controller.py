@@ -519,7 +519,8 @@ def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec]
         pending: dict[tuple[str, pd.Timestamp], dict] = {}
         from tqdm import tqdm
 
-        total = ex.account_snapshot()["bars_total"] - ex.account_snapshot()["cursor"]
+        snap0 = ex.account_snapshot()
+        total = snap0["bars_total"] - snap0["cursor"]
         bar = tqdm(total=total, desc="replay", unit="bar", disable=not sys.stderr.isatty())
         while not ctl.stop_requested.is_set():
             pub = ex.advance()
@@ -552,10 +553,9 @@ def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec]
                     b = pub.bars[s]
                     got[s] = {"o": b["open"], "h": b["high"], "l": b["low"], "c": b["close"], "v": b["volume"]}
             ctl.dispatch(pub.timestamp, got)
-            snap = ex.account_snapshot()
-            ctl.run.equity(pub.clock, snap["cash"], snap["equity"])
-            notifier.maybe_notify_equity(pub.clock, snap["equity"], snap["cash"],
-                                         {s: p["qty"] for s, p in snap["positions"].items()})
+            cash, equity, positions = ex.account_summary()
+            ctl.run.equity(pub.clock, cash, equity)
+            notifier.maybe_notify_equity(pub.clock, equity, cash, positions)
         bar.close()
     finally:
         ctl.shutdown()

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from pairtrade.broker.alpaca import (AlpacaBroker, BrokerError, OrderInfo, OrderRejected,
-                                     TemporaryBrokerError)
+                                     TemporaryBrokerError, order_info)
 from pairtrade.config import CostModel, PairSpec, StrategyParams
 from pairtrade.data.bars import align, bar_seconds, regular_hours
 from pairtrade.live.state import OpenTrade, PendingOrder, StateStore, TraderState
@@ -279,8 +279,6 @@ class Trader:
 
     def on_trade_update(self, event: str, order: dict) -> None:
         """Apply a routed trade_updates message (fills arrive here first; REST polling is the fallback)."""
-        from pairtrade.broker.alpaca import order_info
-
         info = order_info(order)
         for p in self.state.pending:
             if p.client_order_id == info.client_order_id:
