@@ -60,9 +60,53 @@ class PairSpec(_Frozen):
 
 
 class PairsFile(_Frozen):
-    """Schema of ``pairs.json``: ``{"pairs": [{"y": "XOM", "x": "CVX"}, ...]}``."""
+    """Schema of ``pairs.json``.
+
+    Three spellings are read and give the same model (first symbol = ``y``, the dependent leg;
+    second = ``x``, the hedge leg):
+
+    * ``{"pairs": [{"y": "XOM", "x": "CVX"}, ...]}`` (the form this project writes);
+    * ``{"pairs": [["XOM", "CVX"], ...]}``;
+    * ``[["XOM", "CVX"], ["GS", "MS"]]`` (a plain list, as used by other Alpaca pairs daemons).
+    """
 
     pairs: list[PairSpec] = Field(min_length=1)
+
+    @staticmethod
+    def normalise(raw: Any) -> Any:
+        """Rewrite the list spellings of ``pairs.json`` into ``{"pairs": [{"y": .., "x": ..}, ..]}``.
+
+        Anything else is returned unchanged for the schema to judge.
+
+        Raises
+        ------
+        ValueError
+            ``"pairs.<i>: expected two symbols [Y, X], got ..."`` for an entry that is neither an
+            object (or :class:`PairSpec`) nor a list of exactly two strings.
+        """
+        if isinstance(raw, list):
+            raw = {"pairs": raw}
+        if not (isinstance(raw, dict) and isinstance(raw.get("pairs"), list)):
+            return raw
+        entries = []
+        for i, e in enumerate(raw["pairs"]):
+            if isinstance(e, (dict, PairSpec)):
+                entries.append(e)
+            elif isinstance(e, (list, tuple)) and len(e) == 2 and all(isinstance(v, str) for v in e):
+                entries.append({"y": e[0], "x": e[1]})
+            else:
+                try:
+                    shown = json.dumps(e)
+                except TypeError:
+                    shown = repr(e)
+                raise ValueError(f"pairs.{i}: expected two symbols [Y, X] (or {{\"y\": Y, \"x\": X}}), "
+                                 f"got {shown}")
+        return {**raw, "pairs": entries}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists(cls, raw: Any) -> Any:
+        return cls.normalise(raw)
 
     @model_validator(mode="after")
     def _unique(self) -> "PairsFile":
@@ -80,13 +124,41 @@ class PairsFile(_Frozen):
 class CostModel(_Frozen):
     """The one fill model shared by backtest and local exchange.
 
-    A market order decided on the close of bar t fills at the *open* of bar t+1, moved against the
-    trader by ``slippage_per_share`` USD; a fee of ``fee_bps`` basis points of the filled notional
-    (USD) is charged on every fill.
+    A market order decided on the close of bar t fills at the *open* of bar t+1 (or its close, see
+    ``StrategyParams.execution``), moved against the trader by ``slippage_per_share`` USD (per symbol:
+    ``slippage_per_share_by_symbol``, e.g. half the bid-ask spread estimated by the optimizer) plus
+    ``slippage_bps`` basis points of the price; a fee of ``fee_bps`` basis points of the filled notional
+    (USD) is charged on every fill.  Short positions pay a borrow fee of ``borrow_fee_pct`` % per year
+    (per symbol: ``borrow_fee_pct_by_symbol``) on their notional at each close, accrued over the
+    calendar time to the next bar, ACT/360 (the backtest; the local exchange charges none).
     """
 
     slippage_per_share: float = Field(0.01, ge=0, description="USD per share, against the trader")
+    slippage_bps: float = Field(0.0, ge=0, description="basis points of the fill price, against the trader")
     fee_bps: float = Field(0.5, ge=0, description="basis points of filled notional (USD)")
+    borrow_fee_pct: float = Field(0.0, ge=0, description="annual %, on the notional of short positions")
+    slippage_per_share_by_symbol: dict[str, float] = Field(
+        default_factory=dict, description="USD per share by symbol (replaces slippage_per_share for it)")
+    borrow_fee_pct_by_symbol: dict[str, float] = Field(default_factory=dict, description="annual % by symbol")
+    slippage_method: str = Field("fixed", description="how slippage was set: 'fixed' or the half-spread "
+                                                      "estimator used ('quotes', 'corwin_schultz', 'roll')")
+
+    def slippage_for(self, symbol: str) -> float:
+        """Slippage of ``symbol`` in USD per share (the per-symbol value when given)."""
+        return float(self.slippage_per_share_by_symbol.get(symbol, self.slippage_per_share))
+
+    def borrow_rate_for(self, symbol: str) -> float:
+        """Annual borrow fee of ``symbol`` as a fraction (3 % -> 0.03)."""
+        return float(self.borrow_fee_pct_by_symbol.get(symbol, self.borrow_fee_pct)) / 100.0
+
+    def scaled(self, factor: float) -> "CostModel":
+        """The same model with every cost multiplied by ``factor`` (cost sensitivity)."""
+        f = float(factor)
+        return self.model_copy(update={
+            "slippage_per_share": self.slippage_per_share * f, "slippage_bps": self.slippage_bps * f,
+            "fee_bps": self.fee_bps * f, "borrow_fee_pct": self.borrow_fee_pct * f,
+            "slippage_per_share_by_symbol": {k: v * f for k, v in self.slippage_per_share_by_symbol.items()},
+            "borrow_fee_pct_by_symbol": {k: v * f for k, v in self.borrow_fee_pct_by_symbol.items()}})
 
 
 class StrategyParams(_Frozen):
@@ -109,6 +181,28 @@ class StrategyParams(_Frozen):
     warmup_bars: int = Field(390, ge=0, description="bars before the first decision")
     max_notional_usd: float = Field(10_000.0, gt=0, description="cap of gross notional per leg (USD)")
     risk_per_trade_usd: float = Field(200.0, gt=0, description="volatility-scaled size: USD per 1 std of spread")
+    # ---- spread model (pairtrade.signals.pipeline) ----
+    hedge: Literal["kalman", "ols", "rolling_ols"] = Field(
+        "kalman", description="hedge ratio: Kalman filter (Chan 2013), static OLS fitted on the training window "
+                              "(hedge_beta, hedge_alpha), or OLS over the last ols_window_bars bars")
+    prices: Literal["level", "log"] = Field("level", description="spread on raw (USD) or log prices")
+    spread: Literal["level", "forecast_error"] = Field(
+        "level", description="signal spread: the level spread y - beta_{t-1} x - alpha_{t-1} (kalman: y - beta_{t-1} x) "
+                             "or the Kalman one-step forecast error e_t (kalman only)")
+    zscore: Literal["rolling", "fixed", "ewm", "forecast_std"] = Field(
+        "rolling", description="z-score statistics: rolling window, fixed (zscore_mean, zscore_std from the training "
+                               "window), exponentially weighted (zscore_halflife_bars), or e_t / sqrt(Q_t) (Chan's "
+                               "+-sqrt(Q) bands; kalman forecast_error only)")
+    zscore_halflife_bars: float = Field(78.0, gt=0, description="half-life of the ewm z-score statistics, bars")
+    zscore_mean: float | None = Field(None, description="fixed z-score: spread mean of the training window")
+    zscore_std: float | None = Field(None, gt=0, description="fixed z-score: spread std (ddof=1) of the training window")
+    ols_window_bars: int = Field(390, ge=10, description="rolling_ols: regression window, bars")
+    hedge_beta: float | None = Field(None, description="ols: hedge ratio fitted on the training window")
+    hedge_alpha: float | None = Field(None, description="ols: intercept fitted on the training window")
+    sizing: Literal["beta", "dollar_neutral"] = Field(
+        "beta", description="beta-weighted shares (qty_x = N beta_shares) or equal USD notional per leg")
+    execution: Literal["next_open", "next_close"] = Field(
+        "next_open", description="fill of a decision on bar t's close: bar t+1's open or bar t+1's close")
 
     @model_validator(mode="after")
     def _ordered(self) -> "StrategyParams":
@@ -116,6 +210,14 @@ class StrategyParams(_Frozen):
             raise ValueError(
                 f"expected exit_z < entry_z < stop_z, got {self.exit_z} / {self.entry_z} / {self.stop_z}"
             )
+        if self.spread == "forecast_error" and self.hedge != "kalman":
+            raise ValueError(f"spread='forecast_error' needs hedge='kalman', got hedge={self.hedge!r}")
+        if self.zscore == "forecast_std" and self.spread != "forecast_error":
+            raise ValueError("zscore='forecast_std' (Chan's sqrt(Q) bands) needs spread='forecast_error'")
+        if self.zscore == "fixed" and (self.zscore_mean is None or self.zscore_std is None):
+            raise ValueError("zscore='fixed' needs zscore_mean and zscore_std (fitted on the training window)")
+        if self.hedge == "ols" and (self.hedge_beta is None or self.hedge_alpha is None):
+            raise ValueError("hedge='ols' needs hedge_beta and hedge_alpha (fitted on the training window)")
         return self
 
 
@@ -192,15 +294,26 @@ def _read_json(path: Path) -> Any:
 
 
 def load_pairs(path: str | Path) -> PairsFile:
-    """Read and validate ``pairs.json``.
+    """Read and validate ``pairs.json`` in any of the spellings of :class:`PairsFile`.
+
+    Returns
+    -------
+    PairsFile
+        The pairs in file order; ``y`` the dependent leg, ``x`` the hedge leg.
 
     Raises
     ------
     ConfigError
-        When the file is missing, not JSON, or does not match ``{"pairs": [{"y": .., "x": ..}, ..]}``.
+        When the file is missing, not JSON, or does not match ``{"pairs": [{"y": .., "x": ..}, ..]}``,
+        ``{"pairs": [[Y, X], ..]}`` or ``[[Y, X], ..]``; the message names the file and the field,
+        e.g. ``pairs.1: expected two symbols [Y, X]``.
     """
     path = Path(path)
     raw = _read_json(path)
+    try:
+        raw = PairsFile.normalise(raw)
+    except ValueError as e:
+        raise ConfigError(f"{path}: invalid content\n  field {e}") from None
     try:
         return PairsFile.model_validate(raw)
     except ValidationError as e:

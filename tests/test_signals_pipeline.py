@@ -38,7 +38,7 @@ def _xom_cvx(path) -> tuple[np.ndarray, np.ndarray]:
 def test_engine_equals_compute_signals_and_oracles(equities_5min):
     y, x = _xom_cvx(equities_5min)
     y, x = y[:1300], x[:1300]
-    p = StrategyParams()
+    p = StrategyParams(spread="forecast_error")  # Chan's signal; the gates are on the level spread
     sig = compute_signals(y, x, p)
     assert set(sig) == set(SIGNAL_KEYS) and all(v.shape == (1300,) for v in sig.values())
     eng = SignalEngine(p)
@@ -65,12 +65,15 @@ def test_engine_equals_compute_signals_and_oracles(equities_5min):
     sd = spread.rolling(78).std().to_numpy()
     np.testing.assert_allclose(sig["spread_std"], sd, rtol=1e-9, equal_nan=True)
     np.testing.assert_allclose(sig["zscore"], (sig["spread"] - m) / sd, rtol=1e-8, atol=1e-9, equal_nan=True)
+    # level spread: y_t - beta_{t|t-1} x_t, beta_{t|t-1} = the posterior of bar t-1 (no look-ahead)
+    beta_prev = np.concatenate([[0.0], sig["beta"][:-1]])
+    np.testing.assert_allclose(sig["level_spread"], y - beta_prev * x, rtol=1e-12, atol=1e-12)
     for t in (389, 700, 1299):
-        w = sig["spread"][t - 99 : t + 1]
+        w = sig["level_spread"][t - 99 : t + 1]
         assert sig["hurst"][t] == pytest.approx(hurst.compute_Hc(w, kind="random_walk", simplified=False)[0], abs=1e-12)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ref = adfuller(sig["spread"][t - 389 : t + 1], autolag="AIC", result_object=True)
+            ref = adfuller(sig["level_spread"][t - 389 : t + 1], autolag="AIC", result_object=True)
         assert abs(sig["adf_pvalue"][t] - ref.pvalue) <= 1e-10
 
 

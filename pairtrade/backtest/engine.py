@@ -2,7 +2,8 @@
 
 Loop, for every bar ``i >= start_index``:
 
-1. orders decided on the close of bar ``i-1`` fill at the **open** of bar ``i`` under the shared fill
+1. orders decided on the close of bar ``i-1`` fill at the **open** of bar ``i`` (or its close with
+   ``params.execution == "next_close"``, see :func:`fill_arrays`) under the shared fill
    model (:mod:`pairtrade.strategy.fill`: open +- ``slippage_per_share`` USD against the trader, a fee of
    ``fee_bps`` of the filled notional); the fills are reported to the kernel with
    :func:`~pairtrade.strategy.kernel.strategy_sync`;
@@ -56,7 +57,7 @@ def _sign(v: float) -> int:
 @njit
 def backtest_loop(open_y: np.ndarray, close_y: np.ndarray, open_x: np.ndarray, close_x: np.ndarray,
                   zscore: np.ndarray, hurst: np.ndarray, adf_pvalue: np.ndarray, beta: np.ndarray,
-                  spread_std: np.ndarray, pv: np.ndarray, slippage_per_share: float, fee_bps: float,
+                  spread_std: np.ndarray, pv: np.ndarray, cv: np.ndarray, accrual: np.ndarray,
                   start_index: int, capital_usd: float):
     """Run the kernel over the bars (see module docstring).
 
@@ -65,8 +66,10 @@ def backtest_loop(open_y: np.ndarray, close_y: np.ndarray, open_x: np.ndarray, c
     open_y, close_y, open_x, close_x : prices per bar, USD/share
     zscore, hurst, adf_pvalue, beta, spread_std : signals per bar (NaN allowed)
     pv : parameter vector (:func:`~pairtrade.strategy.kernel.params_to_vector`)
-    slippage_per_share : USD per share against the trader
-    fee_bps : basis points of filled notional
+    cv : cost vector (:func:`cost_vector`): slippage of y and x (USD/share), slippage (bps of price), fee
+        (bps of filled notional), borrow fee of y and x (annual fraction)
+    accrual : float64[n], ACT/360 year fraction from bar i's close to bar i+1's (borrow fee accrual; the
+        short notional at bar i's close pays ``notional * rate * accrual[i]`` at bar i+1)
     start_index : first bar on which fills and decisions happen (earlier bars only warm the signals)
     capital_usd : initial equity, USD
 
@@ -94,7 +97,19 @@ def backtest_loop(open_y: np.ndarray, close_y: np.ndarray, open_x: np.ndarray, c
     dec_bar = -1
     dec_reason = 0
     open_fees = 0.0
+    slip_y = cv[C_SLIP_Y]
+    slip_x = cv[C_SLIP_X]
+    slip_bps = cv[C_SLIP_BPS]
+    fee_bps = cv[C_FEE_BPS]
     for i in range(start_index, n):
+        if i > start_index and (qy < 0.0 or qx < 0.0):
+            borrow = 0.0
+            if qy < 0.0:
+                borrow -= qy * close_y[i - 1] * cv[C_BORROW_Y] * accrual[i - 1]
+            if qx < 0.0:
+                borrow -= qx * close_x[i - 1] * cv[C_BORROW_X] * accrual[i - 1]
+            cash -= borrow
+            open_fees += borrow
         if pending:
             dy = tgt_y - qy
             dx = tgt_x - qx
@@ -102,12 +117,12 @@ def backtest_loop(open_y: np.ndarray, close_y: np.ndarray, open_x: np.ndarray, c
             px = math.nan
             fees = 0.0
             if dy != 0.0:
-                py = fill_price(open_y[i], _sign(dy), slippage_per_share)
+                py = fill_price(open_y[i], _sign(dy), slip_y, slip_bps)
                 f = fill_fee(py, dy, fee_bps)
                 cash -= dy * py + f
                 fees += f
             if dx != 0.0:
-                px = fill_price(open_x[i], _sign(dx), slippage_per_share)
+                px = fill_price(open_x[i], _sign(dx), slip_x, slip_bps)
                 f = fill_fee(px, dx, fee_bps)
                 cash -= dx * px + f
                 fees += f
@@ -165,14 +180,13 @@ def backtest_loop(open_y: np.ndarray, close_y: np.ndarray, open_x: np.ndarray, c
 
 @njit
 def backtest_score(open_y, close_y, open_x, close_x, zscore, hurst, adf_pvalue, beta, spread_std, pv,
-                   slippage_per_share, fee_bps, start_index, capital_usd, bpy):
+                   cv, accrual, start_index, capital_usd, bpy):
     """Run :func:`backtest_loop` and return ``(sharpe, total_return_pct, max_drawdown_pct, closed_trades)``.
 
     Used by the grid search, which needs only the statistics.
     """
     equity, _, _, _, trades = backtest_loop(open_y, close_y, open_x, close_x, zscore, hurst, adf_pvalue,
-                                            beta, spread_std, pv, slippage_per_share, fee_bps, start_index,
-                                            capital_usd)
+                                            beta, spread_std, pv, cv, accrual, start_index, capital_usd)
     sharpe, ret, mdd = equity_stats(equity, start_index, bpy)
     closed = 0
     for t in range(trades.shape[0]):
@@ -243,6 +257,36 @@ def signal_arrays(signals: Mapping[str, np.ndarray], n: int) -> dict[str, np.nda
     return out
 
 
+C_SLIP_Y, C_SLIP_X, C_SLIP_BPS, C_FEE_BPS, C_BORROW_Y, C_BORROW_X = range(6)
+
+
+def cost_vector(costs: CostModel, symbols: tuple[str, str] | None = None) -> np.ndarray:
+    """Pack ``costs`` for the loop: ``[slip_y, slip_x (USD/share), slip_bps, fee_bps, borrow_y, borrow_x (annual)]``."""
+    y, x = symbols if symbols is not None else ("", "")
+    return np.array([costs.slippage_for(y), costs.slippage_for(x), costs.slippage_bps, costs.fee_bps,
+                     costs.borrow_rate_for(y), costs.borrow_rate_for(x)], dtype=np.float64)
+
+
+def accrual_years(index: pd.Index) -> np.ndarray:
+    """ACT/360 year fraction between consecutive bar times (0 after the last bar, or without timestamps)."""
+    n = len(index)
+    out = np.zeros(n)
+    if isinstance(index, pd.DatetimeIndex) and n > 1:
+        out[:-1] = np.diff(index.as_unit("ns").asi8) / 1e9 / (360.0 * 86400.0)
+    return out
+
+
+def fill_arrays(arrs: Mapping[str, np.ndarray], params: StrategyParams) -> tuple[np.ndarray, np.ndarray]:
+    """Prices at which orders decided on bar t's close fill on bar t+1 (``params.execution``).
+
+    ``"next_open"`` (default): the opens; ``"next_close"``: the closes (for close-only data, or to mirror
+    a market-on-close order of the next session).  Returns ``(fill_y, fill_x)``, USD/share.
+    """
+    if params.execution == "next_close":
+        return arrs["close_y"], arrs["close_x"]
+    return arrs["open_y"], arrs["open_x"]
+
+
 def default_capital(params: StrategyParams) -> float:
     """Initial equity of a backtest, USD: ``2 * max_notional_usd``."""
     return 2.0 * params.max_notional_usd
@@ -250,7 +294,8 @@ def default_capital(params: StrategyParams) -> float:
 
 def run_backtest(data: pd.DataFrame | Mapping[str, np.ndarray], signals: Mapping[str, np.ndarray],
                  params: StrategyParams, costs: CostModel | None = None, start_index: int = 0,
-                 bar_size: str = "5Min", capital_usd: float | None = None) -> BacktestResult:
+                 bar_size: str = "5Min", capital_usd: float | None = None,
+                 symbols: tuple[str, str] | None = None) -> BacktestResult:
     """Backtest one pair with fixed parameters.
 
     Parameters
@@ -265,6 +310,7 @@ def run_backtest(data: pd.DataFrame | Mapping[str, np.ndarray], signals: Mapping
         bars already seen for ``warmup_bars``
     bar_size : Alpaca timeframe string, used for the annualisation of the Sharpe ratio
     capital_usd : initial equity, USD (default :func:`default_capital`)
+    symbols : ``(y, x)`` symbols, for per-symbol slippage and borrow fees of ``costs``
 
     Returns
     -------
@@ -284,10 +330,11 @@ def run_backtest(data: pd.DataFrame | Mapping[str, np.ndarray], signals: Mapping
     if not 0 <= start_index < n:
         raise ValueError(f"start_index {start_index} outside [0, {n})")
     capital = default_capital(params) if capital_usd is None else float(capital_usd)
+    fy, fx = fill_arrays(arrs, params)
     equity, hy, hx, _, raw = backtest_loop(
-        arrs["open_y"], arrs["close_y"], arrs["open_x"], arrs["close_x"], sig["zscore"], sig["hurst"],
+        fy, arrs["close_y"], fx, arrs["close_x"], sig["zscore"], sig["hurst"],
         sig["adf_pvalue"], sig["beta"], sig["spread_std"], params_to_vector(params),
-        float(costs.slippage_per_share), float(costs.fee_bps), int(start_index), capital)
+        cost_vector(costs, symbols), accrual_years(index), int(start_index), capital)
     trades = trades_frame(raw, index)
     eq = pd.Series(equity[start_index:], index=index[start_index:], name="equity_usd")
     pos = pd.DataFrame({"qty_y": hy[start_index:], "qty_x": hx[start_index:]}, index=index[start_index:])

@@ -15,8 +15,10 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from pairtrade.backtest.engine import _as_arrays, backtest_score, default_capital, signal_arrays
-from pairtrade.backtest.metrics import bars_per_year
+from pairtrade.backtest.engine import (_as_arrays, accrual_years, backtest_loop, backtest_score, cost_vector,
+                                       default_capital, fill_arrays, signal_arrays)
+from pairtrade.backtest.engine import REASON_OPEN, T_EXIT_REASON
+from pairtrade.backtest.metrics import bars_per_year, equity_stats
 from pairtrade.config import CostModel, StrategyParams
 from pairtrade.strategy.kernel import params_to_vector
 
@@ -47,6 +49,7 @@ class GridResult:
     table: pd.DataFrame
     best: int | None
     best_params: StrategyParams | None
+    returns: np.ndarray | None = None
 
     @property
     def best_row(self) -> pd.Series | None:
@@ -64,7 +67,8 @@ def grid_search(data: pd.DataFrame | Mapping[str, np.ndarray], signals: Mapping[
                 base_params: StrategyParams, costs: CostModel | None = None,
                 grid: Sequence[tuple[float, float, float]] | None = None, start_index: int = 0,
                 bar_size: str = "5Min", min_trades: int = 10, capital_usd: float | None = None,
-                progress: Callable[[int], None] | None = None) -> GridResult:
+                progress: Callable[[int], None] | None = None, symbols: tuple[str, str] | None = None,
+                return_matrix: bool = False) -> GridResult:
     """Backtest every threshold combination of ``grid`` on the same signals.
 
     Parameters
@@ -79,6 +83,9 @@ def grid_search(data: pd.DataFrame | Mapping[str, np.ndarray], signals: Mapping[
     min_trades : minimum closed trades for a point to be eligible
     capital_usd : initial equity, USD (default ``2 * max_notional_usd``)
     progress : called with 1 after each grid point (e.g. ``tqdm.update``)
+    symbols : ``(y, x)`` for per-symbol costs
+    return_matrix : also return the per-bar returns of every grid point from ``start_index``
+        (``GridResult.returns``, shape (bars - start_index - 1, points)), for CSCV
 
     Returns
     -------
@@ -86,20 +93,33 @@ def grid_search(data: pd.DataFrame | Mapping[str, np.ndarray], signals: Mapping[
     """
     costs = costs or CostModel()
     grid = list(threshold_grid() if grid is None else grid)
-    arrs, _ = _as_arrays(data)
+    arrs, index = _as_arrays(data)
+    cv = cost_vector(costs, symbols)
+    accrual = accrual_years(index)
     n = len(arrs["close_y"])
     sig = signal_arrays(signals, n)
     capital = default_capital(base_params) if capital_usd is None else float(capital_usd)
     bpy = float(bars_per_year(bar_size))
     pv = params_to_vector(base_params)
+    fy, fx = fill_arrays(arrs, base_params)
     rows = []
+    mats = []
     for entry, exit_, stop in grid:
         p = pv.copy()
         p[0], p[1], p[2] = entry, exit_, stop
-        sharpe, ret, mdd, trades = backtest_score(
-            arrs["open_y"], arrs["close_y"], arrs["open_x"], arrs["close_x"], sig["zscore"], sig["hurst"],
-            sig["adf_pvalue"], sig["beta"], sig["spread_std"], p, float(costs.slippage_per_share),
-            float(costs.fee_bps), int(start_index), capital, bpy)
+        if return_matrix:
+            equity, _, _, _, raw = backtest_loop(
+                fy, arrs["close_y"], fx, arrs["close_x"], sig["zscore"], sig["hurst"], sig["adf_pvalue"],
+                sig["beta"], sig["spread_std"], p, cv, accrual, int(start_index), capital)
+            sharpe, ret, mdd = equity_stats(equity, int(start_index), bpy)
+            trades = int(np.sum(raw[:, T_EXIT_REASON] != REASON_OPEN)) if raw.shape[0] else 0
+            e = equity[int(start_index):]
+            mats.append(e[1:] / e[:-1] - 1.0)
+        else:
+            sharpe, ret, mdd, trades = backtest_score(
+                fy, arrs["close_y"], fx, arrs["close_x"], sig["zscore"], sig["hurst"],
+                sig["adf_pvalue"], sig["beta"], sig["spread_std"], p, cv, accrual, int(start_index), capital,
+                bpy)
         rows.append((entry, exit_, stop, float(sharpe), float(ret), float(mdd), int(trades)))
         if progress is not None:
             progress(1)
@@ -117,7 +137,8 @@ def grid_search(data: pd.DataFrame | Mapping[str, np.ndarray], signals: Mapping[
         best_params = base_params.model_copy(update={"entry_z": float(r.entry_z), "exit_z": float(r.exit_z),
                                                      "stop_z": float(r.stop_z)})
         best_params = StrategyParams.model_validate(best_params.model_dump())
-    return GridResult(table, best, best_params)
+    returns = np.column_stack(mats) if mats else None
+    return GridResult(table, best, best_params, returns)
 
 
 def is_finite(v: float | None) -> bool:

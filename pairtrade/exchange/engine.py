@@ -678,7 +678,7 @@ class Engine:
             pending = [o for o in self._open.values() if o.symbol in rows]
             for o in pending:
                 op = float(self._series[o.symbol].o[rows[o.symbol]])
-                px = float(fill_price(op, o.sign, self.costs.slippage_per_share))
+                px = float(fill_price(op, o.sign, self.costs.slippage_for(o.symbol), self.costs.slippage_bps))
                 if o.type == "limit" and (px - o.limit_price) * o.sign > 1e-12:
                     if o.time_in_force in ("ioc", "fok"):
                         o.status = "canceled"

@@ -17,7 +17,7 @@ from pairtrade._numba import njit
 
 
 @njit
-def fill_price(open_price: float, side: int, slippage_per_share: float) -> float:
+def fill_price(open_price: float, side: int, slippage_per_share: float, slippage_bps: float = 0.0) -> float:
     """Fill price (USD/share) of a market order at the next bar's open.
 
     Parameters
@@ -25,8 +25,9 @@ def fill_price(open_price: float, side: int, slippage_per_share: float) -> float
     open_price : open of the fill bar, USD
     side : +1 buy, -1 sell
     slippage_per_share : USD per share, against the trader
+    slippage_bps : basis points of ``open_price``, against the trader
     """
-    return open_price + side * slippage_per_share
+    return open_price * (1.0 + side * slippage_bps * 1e-4) + side * slippage_per_share
 
 
 @njit

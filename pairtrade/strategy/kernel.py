@@ -102,14 +102,16 @@ P_ADF_PVALUE_MAX = 5
 P_WARMUP_BARS = 6
 P_MAX_NOTIONAL_USD = 7
 P_RISK_PER_TRADE_USD = 8
-PARAMS_SIZE = 9
+P_DOLLAR_NEUTRAL = 9
+PARAMS_SIZE = 10
 
 
 def params_to_vector(params: StrategyParams) -> np.ndarray:
     """Pack the thresholds and sizing of ``params`` into the ``float64`` vector the kernel reads.
 
     Layout (indices ``P_*``): entry_z, exit_z, stop_z (std devs of the spread), dollar_stop_usd (USD),
-    hurst_max, adf_pvalue_max, warmup_bars (bars), max_notional_usd (USD), risk_per_trade_usd (USD).
+    hurst_max, adf_pvalue_max, warmup_bars (bars), max_notional_usd (USD), risk_per_trade_usd (USD),
+    dollar_neutral (1.0 when ``params.sizing == "dollar_neutral"``, else 0.0).
     The windows and Kalman settings are not in the vector: they only affect the signals.
 
     Parameters
@@ -130,6 +132,7 @@ def params_to_vector(params: StrategyParams) -> np.ndarray:
     v[P_WARMUP_BARS] = params.warmup_bars
     v[P_MAX_NOTIONAL_USD] = params.max_notional_usd
     v[P_RISK_PER_TRADE_USD] = params.risk_per_trade_usd
+    v[P_DOLLAR_NEUTRAL] = 1.0 if params.sizing == "dollar_neutral" else 0.0
     return v
 
 
@@ -151,6 +154,9 @@ def position_size(beta: float, spread_std: float, close_y: float, close_x: float
                   pv: np.ndarray) -> tuple[float, float]:
     """Unsigned share quantities ``(floor(N), round_half_up(N * beta))`` of a new spread position.
 
+    With dollar-neutral sizing (``pv[P_DOLLAR_NEUTRAL] == 1``) the x leg gets the same USD notional as
+    the y leg instead: ``round_half_up(N * close_y / close_x)`` shares, signed like beta.
+
     Parameters
     ----------
     beta : hedge ratio, shares of x per share of y
@@ -166,8 +172,9 @@ def position_size(beta: float, spread_std: float, close_y: float, close_x: float
     if not (spread_std > 0.0) or not (close_y > 0.0) or not (close_x > 0.0):
         return 0.0, 0.0
     n = pv[P_MAX_NOTIONAL_USD] / close_y
+    dollar_neutral = pv[P_DOLLAR_NEUTRAL] != 0.0
     ab = abs(beta)
-    if ab > 0.0:
+    if ab > 0.0 and not dollar_neutral:
         nx = pv[P_MAX_NOTIONAL_USD] / (ab * close_x)
         if nx < n:
             n = nx
@@ -175,7 +182,11 @@ def position_size(beta: float, spread_std: float, close_y: float, close_x: float
     if nr < n:
         n = nr
     qy = math.floor(n)
-    qx = math.floor(n * beta + 0.5)
+    if dollar_neutral:
+        sgn = -1.0 if beta < 0.0 else 1.0
+        qx = sgn * math.floor(qy * close_y / close_x + 0.5)
+    else:
+        qx = math.floor(n * beta + 0.5)
     return float(qy), float(qx)
 
 
