@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class ConfigError(ValueError):
@@ -225,14 +225,39 @@ class StrategyParams(_Frozen):
 # optimized_params.json
 # --------------------------------------------------------------------------------------------
 class PairMetrics(_Frozen):
-    """In-sample statistics of the chosen parameters."""
+    """Statistics of one pair (units in the names; Sharpe ratios annualised; p-values in [0, 1]).
 
-    sharpe: float | None = Field(None, description="annualised Sharpe ratio of bar returns")
-    trades: int = Field(0, ge=0)
+    Level statistics are computed on the in-sample log (or level) prices; ``oos_*`` figures are the stitched
+    walk-forward out-of-sample returns; ``sharpe``/``trades`` belong to the final in-sample window's choice.
+    """
+
+    sharpe: float | None = Field(None, description="in-sample annualised Sharpe ratio of the chosen parameters "
+                                                   "on the final walk-forward window")
+    trades: int = Field(0, ge=0, description="closed in-sample trades of that choice")
     total_return_pct: float | None = None
     max_drawdown_pct: float | None = None
-    adf_pvalue: float | None = Field(None, description="ADF p-value of the in-sample Kalman spread")
-    half_life_bars: float | None = None
+    adf_pvalue: float | None = Field(None, description="(schema 1) ADF p-value of the Kalman spread; unused")
+    coint_pvalue: float | None = Field(None, description="max of the two Engle-Granger p-values")
+    coint_pvalue_yx: float | None = Field(None, description="Engle-Granger p-value, y on x")
+    coint_pvalue_xy: float | None = Field(None, description="Engle-Granger p-value, x on y")
+    johansen_trace: float | None = Field(None, description="Johansen trace statistic, rank 0")
+    johansen_crit_95: float | None = Field(None, description="its 95 % critical value")
+    hedge_beta_ols: float | None = Field(None, description="static OLS hedge of the in-sample level spread")
+    half_life_bars: float | None = Field(None, description="AR(1) half-life of the in-sample level spread, bars")
+    hurst: float | None = Field(None, description="R/S Hurst exponent of the in-sample level spread")
+    n_trials: int = Field(0, ge=0, description="spread models x threshold combinations searched per window")
+    trials_sharpe_std: float | None = Field(None, description="std of the trials' annualised Sharpe ratios")
+    walk_forward_windows: int = Field(0, ge=0)
+    oos_bars: int = Field(0, ge=0)
+    oos_sharpe: float | None = Field(None, description="walk-forward out-of-sample annualised Sharpe ratio")
+    oos_return_pct: float | None = None
+    oos_max_drawdown_pct: float | None = None
+    oos_trades: int = Field(0, ge=0)
+    oos_psr: float | None = Field(None, description="probabilistic Sharpe ratio vs 0 (Bailey & Lopez de Prado 2012)")
+    oos_dsr: float | None = Field(None, description="deflated Sharpe ratio (Bailey & Lopez de Prado 2014)")
+    pbo: float | None = Field(None, description="probability of backtest overfitting by CSCV (Bailey et al. 2017)")
+    oos_sharpe_by_cost: dict[str, float | None] = Field(default_factory=dict,
+                                                        description="out-of-sample Sharpe at 0.5x, 1x, 2x costs")
 
 
 class PairParams(_Frozen):
@@ -244,6 +269,7 @@ class PairParams(_Frozen):
     reason: str | None = Field(None, description="why not tradable (required when tradable is false)")
     params: StrategyParams | None = None
     metrics: PairMetrics | None = None
+    walk_forward: list[dict[str, Any]] = Field(default_factory=list, description="one row per walk-forward window")
 
     @model_validator(mode="after")
     def _reason(self) -> "PairParams":
@@ -263,12 +289,14 @@ class DataRange(_Frozen):
 class ParamsFile(_Frozen):
     """Schema of ``optimized_params.json``."""
 
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     generated_at: str
     bar_size: str = Field(description="Alpaca timeframe string, e.g. '5Min' or '1Day'")
     data: DataRange
     costs: CostModel = CostModel()
-    pairs: dict[str, PairParams]
+    selection: dict[str, Any] = Field(default_factory=dict, description="selection and walk-forward settings used")
+    pairs: dict[str, PairParams] = Field(default_factory=dict)
+    preset: dict[str, Any] | None = Field(None, description="a published example's figures (--preset)")
 
 
 # --------------------------------------------------------------------------------------------

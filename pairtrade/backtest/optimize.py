@@ -26,33 +26,35 @@ import os
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from pairtrade.backtest.grid import (DEFAULT_ENTRY_Z, DEFAULT_EXIT_Z, DEFAULT_STOP_Z, GridResult, grid_search,
-                                     threshold_grid)
-from pairtrade.backtest.metrics import bars_per_session
+from pairtrade.backtest.grid import DEFAULT_ENTRY_Z, DEFAULT_EXIT_Z, DEFAULT_STOP_Z, threshold_grid
+from pairtrade.backtest.metrics import bars_per_session, bars_per_year, equity_stats
 from pairtrade.config import (SCHEMA_VERSION, ConfigError, CostModel, DataRange, PairMetrics, PairParams,
                               PairSpec, ParamsFile, StrategyParams, atomic_write_json, load_pairs)
-from pairtrade.data.bars import EXCHANGE_TZ, BarSet, DataError, align, bar_seconds, embedded_bars, load_bars, \
-    regular_hours
+from pairtrade.data.bars import (EMBEDDED_SOURCE, EXCHANGE_TZ, BarSet, DataError, align, bar_seconds, embedded_bars,
+                                 load_bars, regular_hours)
 
 DEFAULT_MIN_TRADES = 10
 # A threshold set that trades less than about once a quarter cannot be judged on its in-sample Sharpe.
 SESSIONS_PER_REQUIRED_TRADE = 63
-# Per-bar Hurst gate: admit a spread window only when its R/S Hurst exponent is below the 5 % quantile of
-# the estimator's random-walk null distribution for the same window (pairtrade.signals.hurst).
-DEFAULT_HURST_QUANTILE = 0.05
-DEFAULT_ADF_MAX = 0.05
-#: Kalman delta grid.  V_w = delta/(1-delta) per bar acts on beta in units of y per unit of x, so the
-#: hedge's random walk per bar is ~ sqrt(delta) * x (USD): 1e-4 lets beta follow every tick of $100 stocks
-#: (the spread becomes white noise); 1e-6..1e-8 keep it slow enough that the spread mean-reverts in price.
+# Per-bar Hurst gate (--hurst-quantile q): admit a level-spread window only when its R/S Hurst exponent is below
+# the q quantile of the estimator's random-walk null distribution for the same window (pairtrade.signals.hurst).
+#: Kalman delta grid (``--hedge kalman``).  V_w = delta/(1-delta) per bar acts on beta.
 DEFAULT_KALMAN_DELTAS = (1e-4, 1e-6, 1e-8)
-#: per-bar rolling ADF gate used by default (``--gate-adf-pvalue``); the Hurst gate is off by default
-DEFAULT_GATE_ADF_PVALUE = 0.05
+#: per-bar rolling ADF gate on the level spread (``--gate-adf-pvalue``): off by default -- the pair is selected
+#: by Engle-Granger on the whole in-sample and the walk-forward; a 5-session ADF window rarely rejects a unit
+#: root and would only thin out the trades
+DEFAULT_GATE_ADF_PVALUE = 1.0
+#: selection: Engle-Granger level, deflated Sharpe ratio of the walk-forward, CSCV blocks
+DEFAULT_COINT_PVALUE = 0.05
+DEFAULT_MIN_DSR = 0.95
+DEFAULT_CSCV_SPLITS = 16
+PRESETS = ("chan-qt-3.6", "chan-at-3.3")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,9 +116,10 @@ def load_market_data(args: argparse.Namespace, symbols: list[str],
                      log: Callable[[str], None]) -> BarSet:
     """Bars from ``--data``, else Alpaca historical (keys in the environment), else the embedded set."""
     if args.data:
-        return load_bars(args.data)
-    key = os.environ.get("ALPACA_API_KEY")
-    secret = os.environ.get("ALPACA_SECRET_KEY")
+        return load_bars(args.data, price_column=args.price_column)
+    from pairtrade.live.secrets import alpaca_keys
+
+    key, secret = alpaca_keys()  # ALPACA_API_KEY/ALPACA_SECRET_KEY or Alpaca's APCA_API_KEY_ID/APCA_API_SECRET_KEY
     if key and secret:
         try:
             from pairtrade.data.alpaca import fetch_alpaca_bars
@@ -164,86 +167,6 @@ def _restrict(barset: BarSet, symbols: Sequence[str]) -> dict[str, pd.DataFrame]
 
 
 # ---------------------------------------------------------------------------------------------
-# statistics of the whole in-sample spread
-# ---------------------------------------------------------------------------------------------
-def spread_adf_pvalue(spread: np.ndarray) -> float:
-    """ADF p-value (regression "c", lag by AIC) of a spread series (NaN removed).
-
-    Uses :func:`pairtrade.signals.adf.adf` (numerically equal to statsmodels ``adfuller``), falling back
-    to statsmodels when the signals package cannot be imported.
-    """
-    s = np.asarray(spread, dtype=float)
-    s = s[np.isfinite(s)]
-    if len(s) < 30 or np.std(s) == 0:
-        return math.nan
-    try:
-        from pairtrade.signals.adf import adf
-    except ImportError:
-        from statsmodels.tsa.stattools import adfuller
-
-        return float(adfuller(s, regression="c", autolag="AIC", result_object=False)[1])
-    try:
-        return float(adf(s, regression="c", autolag="AIC").pvalue)
-    except ValueError:
-        return math.nan
-
-
-def spread_half_life(spread: np.ndarray) -> float:
-    """Half-life of mean reversion, bars: ``-ln 2 / ln(1 + lambda)`` of ``ds_t = c + lambda s_{t-1}``.
-
-    Uses ``pairtrade.signals`` when it provides ``half_life``; otherwise an OLS fit (statsmodels).
-    NaN when the spread does not mean-revert (lambda >= 0).
-    """
-    s = np.asarray(spread, dtype=float)
-    s = s[np.isfinite(s)]
-    if len(s) < 10:
-        return math.nan
-    fn = _signals_half_life()
-    if fn is not None:
-        try:
-            v = fn(s)
-            v = float(v[0] if isinstance(v, tuple) else v)
-            return v if math.isfinite(v) and v >= 0 else math.nan
-        except Exception:  # an interim mismatch of signatures must not sink the run
-            pass
-    import statsmodels.api as sm
-
-    ds = np.diff(s)
-    lag = s[:-1]
-    fit = sm.OLS(ds, sm.add_constant(lag)).fit()
-    phi = 1.0 + float(fit.params[1])
-    if phi >= 1.0:
-        return math.nan
-    return 0.0 if phi <= 0.0 else -math.log(2.0) / math.log(phi)
-
-
-def _signals_half_life():
-    try:
-        import pairtrade.signals as sigpkg
-    except ImportError:
-        return None
-    obj = getattr(sigpkg, "half_life", None)
-    if obj is None:
-        try:
-            import importlib
-
-            obj = importlib.import_module("pairtrade.signals.half_life")
-        except ImportError:
-            return None
-    if callable(obj):
-        return obj
-    return getattr(obj, "half_life", None)
-
-
-def _compute_signals():
-    try:
-        from pairtrade.signals.pipeline import compute_signals
-    except ImportError as e:
-        raise RuntimeError(f"pairtrade.signals.pipeline.compute_signals is not available ({e})") from e
-    return compute_signals
-
-
-# ---------------------------------------------------------------------------------------------
 # one pair
 # ---------------------------------------------------------------------------------------------
 def _num(v) -> float | None:
@@ -254,30 +177,48 @@ def _num(v) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def optimize_pair(spec: PairSpec, bars: dict[str, pd.DataFrame], source: str, bar_size: str,
-                  base_params: StrategyParams, costs: CostModel, grid: list[tuple[float, float, float]],
-                  start: pd.Timestamp | None, end: pd.Timestamp | None, end_exclusive: bool,
-                  min_trades: int, adf_max: float, kalman_deltas: Sequence[float] | None = None,
-                  progress: Callable[[int], None] | None = None) -> tuple[PairParams, dict]:
-    """Optimise one pair; never raises for pair-level problems (they become ``tradable: false``).
+@dataclass
+class Selection:
+    """Settings of the selection and walk-forward (see ``build_parser`` for the meaning of each)."""
 
-    The signals are computed once per Kalman ``delta`` of ``kalman_deltas`` (default: the delta of
-    ``base_params``) -- they do not depend on the thresholds -- and every threshold combination of
-    ``grid`` is backtested on them.  The best point is the highest annualised Sharpe ratio among points
-    with at least ``min_trades`` closed trades.  The pair-level ADF p-value and half-life are those of the
-    in-sample Kalman spread (after the warm-up) of the chosen delta.
+    coint_pvalue: float = DEFAULT_COINT_PVALUE
+    min_dsr: float = DEFAULT_MIN_DSR
+    is_sessions: int = 60
+    oos_sessions: int = 15
+    anchored: bool = False
+    min_trades: int | None = None
+    cscv_splits: int = DEFAULT_CSCV_SPLITS
+    report_all: bool = False
+
+
+def optimize_pair(spec: PairSpec, bars: dict[str, pd.DataFrame], source: str, bar_size: str,
+                  variants: Sequence[StrategyParams], costs: CostModel, grid: list[tuple[float, float, float]],
+                  start: pd.Timestamp | None, end: pd.Timestamp | None, end_exclusive: bool,
+                  sel: Selection, progress: Callable[[int], None] | None = None) -> tuple[PairParams, dict]:
+    """Select and parametrise one pair; never raises for pair-level problems (they become ``tradable: false``).
+
+    1. Level statistics of the in-sample log (or level) prices (:func:`~pairtrade.research.walkforward.level_statistics`):
+       the pair must be cointegrated by Engle-Granger in both orderings at ``sel.coint_pvalue``;
+    2. walk-forward (:func:`~pairtrade.research.walkforward.walk_forward`) of every spread model of ``variants``
+       x threshold of ``grid``; the stitched out-of-sample returns must have a deflated Sharpe ratio of at
+       least ``sel.min_dsr`` given the number of trials and the variance of their Sharpe ratios, a positive
+       Sharpe ratio and at least one closed trade;
+    3. the parameters chosen on the final in-sample window are written for the trader, with the
+       probability of backtest overfitting (CSCV) and the out-of-sample Sharpe at 0.5x / 1x / 2x costs.
+
+    A pair that fails step 1 skips steps 2-3 unless ``sel.report_all``.
 
     Returns
     -------
-    (PairParams, info) where info holds the aligned range (first/last bar) and the grid table.
+    (PairParams, info) where info holds the aligned range (first/last bar) and the walk-forward windows.
     """
+    from pairtrade.research.overfitting import deflated_sharpe_ratio, pbo_cscv, psr_from_returns, sharpe_ratio
+    from pairtrade.research.walkforward import (level_statistics, oos_returns_with_costs, trial_return_matrix,
+                                                walk_forward)
+
     info: dict = {}
-    deltas = list(kalman_deltas) if kalman_deltas else [base_params.kalman_delta]
-    n_runs = len(grid) * len(deltas)
     for sym in (spec.y, spec.x):
         if sym not in bars:
-            if progress:
-                progress(n_runs)
             return PairParams(y=spec.y, x=spec.x, tradable=False,
                               reason=f"symbol not in data: {sym} is not in {source}"), info
     frame = align(bars[spec.y], bars[spec.x])
@@ -285,58 +226,85 @@ def optimize_pair(spec: PairSpec, bars: dict[str, pd.DataFrame], source: str, ba
         frame = frame[frame.index >= start]
     if end is not None:
         frame = frame[frame.index < end] if end_exclusive else frame[frame.index <= end]
-    need = base_params.warmup_bars + 2 * base_params.zscore_window_bars
+    base = variants[0]
+    need = base.warmup_bars + 2 * base.zscore_window_bars
     if len(frame) <= need:
-        if progress:
-            progress(n_runs)
         return PairParams(y=spec.y, x=spec.x, tradable=False,
                           reason=f"only {len(frame)} aligned in-sample bars of {spec.y} and {spec.x} in "
                                  f"{source}; need more than {need}"), info
     info["first"], info["last"] = frame.index[0], frame.index[-1]
-    compute_signals = _compute_signals()
     cy, cx = frame["close_y"].to_numpy(float), frame["close_x"].to_numpy(float)
-    tables, spreads, results = [], {}, {}
-    for d in deltas:
-        p_d = StrategyParams.model_validate({**base_params.model_dump(), "kalman_delta": float(d)})
-        sig = compute_signals(cy, cx, p_d)
-        spreads[d] = np.asarray(sig["spread"], dtype=float)[base_params.warmup_bars:]
-        res: GridResult = grid_search(frame, sig, p_d, costs, grid, start_index=0, bar_size=bar_size,
-                                      min_trades=min_trades, progress=progress)
-        results[d] = res
-        tables.append(res.table.assign(kalman_delta=float(d)))
-    table = pd.concat(tables, ignore_index=True)
-    info["grid"] = table
-    elig = table[table["eligible"]]
-    if not elig.empty:
-        row = elig.sort_values(["sharpe", "trades"], ascending=[False, False], kind="stable").iloc[0]
-    else:
-        fin = table[np.isfinite(table["sharpe"])]
-        row = fin.loc[fin["sharpe"].idxmax()] if not fin.empty else None
-    chosen = float(row.kalman_delta) if row is not None else deltas[0]
-    adf_p = spread_adf_pvalue(spreads[chosen])
-    hl = spread_half_life(spreads[chosen])
-    metrics = PairMetrics(
-        sharpe=_num(row.sharpe) if row is not None else None,
-        trades=int(row.trades) if row is not None else 0,
-        total_return_pct=_num(row.total_return_pct) if row is not None else None,
-        max_drawdown_pct=_num(row.max_drawdown_pct) if row is not None else None,
-        adf_pvalue=_num(adf_p), half_life_bars=_num(hl))
-    params = None
-    if row is not None:
-        params = StrategyParams.model_validate({**base_params.model_dump(), "kalman_delta": chosen,
-                                                "entry_z": float(row.entry_z), "exit_z": float(row.exit_z),
-                                                "stop_z": float(row.stop_z)})
+    try:
+        ls = level_statistics(cy, cx, base.prices)
+    except ValueError as e:
+        return PairParams(y=spec.y, x=spec.x, tradable=False, reason=f"level statistics undefined: {e}"), info
+    m: dict = dict(coint_pvalue=_num(ls.coint_pvalue), coint_pvalue_yx=_num(ls.coint_pvalue_yx),
+                   coint_pvalue_xy=_num(ls.coint_pvalue_xy), johansen_trace=_num(ls.johansen_trace),
+                   johansen_crit_95=_num(ls.johansen_crit_95), hedge_beta_ols=_num(ls.hedge_beta),
+                   half_life_bars=_num(ls.half_life_bars), hurst=_num(ls.hurst), n_trials=len(variants) * len(grid))
+    coint_ok = ls.coint_pvalue <= sel.coint_pvalue
     reason = None
-    if not (math.isfinite(adf_p) and adf_p <= adf_max):
-        reason = (f"ADF p-value {adf_p:.4f} of the in-sample Kalman spread exceeds --adf-max {adf_max}"
-                  if math.isfinite(adf_p) else "ADF p-value of the in-sample Kalman spread is undefined")
-    elif elig.empty:
-        most = int(table["trades"].max()) if len(table) else 0
-        reason = f"no parameter combination reaches --min-trades {min_trades} (most closed trades: {most})"
-    elif not (row.sharpe > 0):
-        reason = f"best in-sample Sharpe ratio {row.sharpe:.2f} is not positive"
+    if not coint_ok:
+        reason = (f"not cointegrated: Engle-Granger p = {ls.coint_pvalue_yx:.3f} ({spec.y} on {spec.x}), "
+                  f"{ls.coint_pvalue_xy:.3f} ({spec.x} on {spec.y}) on {ls.prices} prices; need both <= "
+                  f"--coint-pvalue {sel.coint_pvalue}")
+        if not sel.report_all:
+            return PairParams(y=spec.y, x=spec.x, tradable=False, reason=reason, metrics=PairMetrics(**m)), info
+    symbols = (spec.y, spec.x)
+    wf = walk_forward(frame, symbols, variants, grid, costs, bar_size, sel.is_sessions, sel.oos_sessions,
+                      sel.anchored, sel.min_trades, progress=progress)
+    info["walk_forward"] = wf.windows
+    bpy = bars_per_year(bar_size)
+    r = wf.oos_returns
+    sq = math.sqrt(bpy)
+    if len(r) >= 3:
+        eq = np.concatenate([[1.0], np.cumprod(1.0 + r)])
+        sh, ret, mdd = equity_stats(eq, 0, float(bpy))
+        m.update(oos_sharpe=_num(sh), oos_return_pct=_num(ret), oos_max_drawdown_pct=_num(mdd), oos_bars=len(r))
+        m["oos_psr"] = _num(psr_from_returns(r, 0.0)) if np.std(r) > 0 else None
+    m["oos_trades"] = wf.oos_trades
+    m["walk_forward_windows"] = len(wf.windows)
+    dsr = None
+    if wf.windows and len(r) >= 3:
+        first_is = frame.index.get_loc(pd.Timestamp(wf.windows[0]["is_start"]))
+        mat = trial_return_matrix(frame, symbols, variants, grid, costs, bar_size, int(first_is))
+        srs = np.asarray(sharpe_ratio(mat), dtype=float)
+        srs = srs[np.isfinite(srs)]
+        var_trials = float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0
+        m["trials_sharpe_std"] = _num(math.sqrt(var_trials) * sq)
+        if np.std(r) > 0:
+            dsr = _num(deflated_sharpe_ratio(r, max(1, len(variants) * len(grid)), var_trials))
+        m["oos_dsr"] = dsr
+        if mat.shape[1] >= 2 and mat.shape[0] >= 2 * sel.cscv_splits:
+            try:
+                m["pbo"] = _num(pbo_cscv(mat, sel.cscv_splits, max_combinations=2000).pbo)
+            except ValueError:
+                pass
+        sens = {}
+        for f in (0.5, 1.0, 2.0):
+            rr = r if f == 1.0 else oos_returns_with_costs(frame, wf, costs.scaled(f), symbols, bar_size)
+            e2 = np.concatenate([[1.0], np.cumprod(1.0 + rr)])
+            sens[f"{f:g}x"] = _num(equity_stats(e2, 0, float(bpy))[0])
+        m["oos_sharpe_by_cost"] = sens
+    params = wf.final_params
+    if params is not None:
+        m.update(sharpe=_num(wf.final_is_sharpe), trades=wf.final_is_trades)
+    if reason is None:
+        if not wf.windows:
+            reason = (f"too short for a walk-forward of {sel.is_sessions} + {sel.oos_sessions} sessions; "
+                      "lower --wf-is-sessions / --wf-oos-sessions")
+        elif wf.oos_trades < 1 or m.get("oos_sharpe") is None:
+            reason = "no out-of-sample trade in the walk-forward"
+        elif not (m["oos_sharpe"] > 0):
+            reason = f"walk-forward out-of-sample Sharpe ratio {m['oos_sharpe']:.2f} is not positive"
+        elif dsr is None or dsr < sel.min_dsr:
+            reason = (f"walk-forward out-of-sample Sharpe {m['oos_sharpe']:.2f} is not significant after "
+                      f"{m['n_trials']} trials: deflated Sharpe ratio {dsr if dsr is None else round(dsr, 3)} < "
+                      f"--min-dsr {sel.min_dsr}")
+        elif params is None:
+            reason = "no parameter combination reaches the minimum trade count on the final in-sample window"
     return PairParams(y=spec.y, x=spec.x, tradable=reason is None, reason=reason, params=params,
-                      metrics=metrics), info
+                      metrics=PairMetrics(**m), walk_forward=wf.windows), info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,45 +320,174 @@ def _floats(s: str) -> list[float]:
     return v
 
 
+def _choices(allowed: Sequence[str]):
+    def parse(s: str) -> list[str]:
+        v = [p.strip() for p in s.split(",") if p.strip()]
+        bad = [p for p in v if p not in allowed]
+        if not v or bad:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(allowed)}, got {s!r}")
+        return v
+    return parse
+
+
+def _symbol_rates(s: str) -> dict[str, float]:
+    out = {}
+    for part in (p for p in s.split(",") if p.strip()):
+        sym, _, val = part.partition("=")
+        try:
+            out[sym.strip().upper()] = float(val)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected SYMBOL=PCT[,SYMBOL=PCT], got {s!r}") from None
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="optimizer.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--pairs", default="pairs.json", help="pairs file")
+    p.add_argument("--pairs", default="pairs.json", help="pairs file: [[\"Y\",\"X\"], ...] or {\"pairs\": [...]}")
     p.add_argument("--params", default="optimized_params.json", help="output file (written atomically)")
     p.add_argument("--data", default=None,
-                   help="CSV/CSV.gz bars (long: symbol,datetime,open,high,low,close,volume; or wide daily "
-                        "Date + closes); default: Alpaca when keys are set, else the embedded SPX/COMP set")
+                   help="CSV/CSV.gz bars (long: symbol,<time>,open,high,low,close[,volume]; or wide daily "
+                        "<time> + closes); default: Alpaca when keys are set, else the embedded SPX/COMP set")
+    p.add_argument("--price-column", default=None, help="price column of a file with several, e.g. 'Adj Close'")
+    p.add_argument("--preset", default=None, choices=PRESETS,
+                   help="reproduce a published example on --data and write its figures to --params")
     p.add_argument("--start", default=None, help="first in-sample date/time (New York time unless zoned)")
     p.add_argument("--end", default=None,
                    help="last in-sample date/time; default holds out the final month (intraday) or year (daily)")
     p.add_argument("--bar-size", default="5Min", help="bar size when fetching from Alpaca")
+    # selection
+    p.add_argument("--coint-pvalue", type=float, default=DEFAULT_COINT_PVALUE,
+                   help="tradable only when Engle-Granger rejects 'no cointegration' at this level in both orderings")
+    p.add_argument("--min-dsr", type=float, default=DEFAULT_MIN_DSR,
+                   help="tradable only when the walk-forward out-of-sample deflated Sharpe ratio reaches this")
+    p.add_argument("--wf-is-sessions", type=int, default=None,
+                   help="walk-forward in-sample window, sessions (default 60 intraday, 756 = 3 years daily)")
+    p.add_argument("--wf-oos-sessions", type=int, default=None,
+                   help="walk-forward out-of-sample window, sessions (default 15 intraday, 252 daily)")
+    p.add_argument("--anchored", action="store_true", help="anchored (expanding) in-sample windows")
+    p.add_argument("--cscv-splits", type=int, default=DEFAULT_CSCV_SPLITS, help="CSCV blocks for the PBO")
+    p.add_argument("--report-all", action="store_true",
+                   help="walk-forward also the pairs that fail the cointegration test (slower; for reports)")
     p.add_argument("--min-trades", type=int, default=None,
-                   help=f"minimum closed in-sample trades (default: at least {DEFAULT_MIN_TRADES} and one per "
-                        f"{SESSIONS_PER_REQUIRED_TRADE} sessions of in-sample data)")
-    p.add_argument("--adf-max", type=float, default=DEFAULT_ADF_MAX,
-                   help="pair gate: maximum ADF p-value of the in-sample Kalman spread")
+                   help="minimum closed trades in an in-sample window (default: max(5, sessions / 63))")
+    # spread model (comma lists are searched: each combination is a trial)
+    p.add_argument("--hedge", type=_choices(("kalman", "ols", "rolling_ols")), default=["ols"],
+                   help="hedge ratio model(s): kalman, ols (static, fitted per in-sample window), rolling_ols")
+    p.add_argument("--prices", choices=("log", "level"), default="log", help="spread and tests on log or raw prices")
+    p.add_argument("--spread", choices=("level", "forecast_error"), default="level",
+                   help="signal spread: the level spread, or the Kalman forecast error (kalman only)")
+    p.add_argument("--zscore", choices=("rolling", "fixed", "ewm", "forecast_std"), default="rolling",
+                   help="z-score statistics")
+    p.add_argument("--zscore-halflife", type=float, default=None, help="ewm z-score half-life, bars")
+    p.add_argument("--ols-window", type=int, default=None, help="rolling_ols window, bars")
+    p.add_argument("--sizing", choices=("beta", "dollar_neutral"), default="beta", help="leg sizing")
+    p.add_argument("--execution", choices=("next_open", "next_close"), default=None,
+                   help="fill of a decision: next bar's open (default) or close (default for close-only data)")
     p.add_argument("--entry-z", type=_floats, default=list(DEFAULT_ENTRY_Z), help="grid of entry thresholds")
     p.add_argument("--exit-z", type=_floats, default=list(DEFAULT_EXIT_Z), help="grid of exit thresholds")
     p.add_argument("--stop-z", type=_floats, default=list(DEFAULT_STOP_Z), help="grid of z-stop thresholds")
     p.add_argument("--kalman-delta", type=_floats, default=list(DEFAULT_KALMAN_DELTAS),
-                   help="grid of Kalman deltas (signals are computed once per pair and delta)")
+                   help="grid of Kalman deltas (with --hedge kalman)")
     p.add_argument("--dollar-stop", type=float, default=None, help="dollar stop, USD of open loss")
     p.add_argument("--max-notional", type=float, default=None, help="cap of notional per leg, USD")
     p.add_argument("--risk-per-trade", type=float, default=None, help="USD per one std of the spread")
     p.add_argument("--hurst-max", type=float, default=None, help="per-bar Hurst gate level (1 disables)")
     p.add_argument("--hurst-quantile", type=float, default=None,
                    help="per-bar Hurst gate as a quantile of the random-walk null distribution of R/S over the "
-                        "Hurst window (e.g. 0.05 admits 5%% of random walks); default 0.05 unless --hurst-max is given")
+                        "Hurst window (e.g. 0.05 admits 5%% of random walks); default: no Hurst gate")
     p.add_argument("--gate-adf-pvalue", type=float, default=DEFAULT_GATE_ADF_PVALUE,
-                   help="per-bar rolling ADF p-value gate (1 disables)")
+                   help="per-bar rolling ADF p-value gate on the level spread (1 disables)")
     p.add_argument("--zscore-window", type=int, default=None, help="z-score window, bars")
     p.add_argument("--adf-window", type=int, default=None, help="rolling ADF window, bars")
     p.add_argument("--hurst-window", type=int, default=None, help="Hurst window, bars")
     p.add_argument("--warmup", type=int, default=None, help="bars before the first decision")
-    p.add_argument("--slippage", type=float, default=None, help="slippage, USD per share")
+    # costs
+    p.add_argument("--slippage", default=None,
+                   help="slippage, USD per share, or 'half-spread': half the bid-ask spread per symbol, from "
+                        "quotes when the data has them, else Corwin-Schultz or Roll from the bars")
+    p.add_argument("--slippage-bps", type=float, default=None, help="slippage, basis points of the price")
     p.add_argument("--fee-bps", type=float, default=None, help="fee, basis points of notional")
+    p.add_argument("--borrow-fee", type=float, default=None, help="short borrow fee, annual %%")
+    p.add_argument("--borrow-fee-by-symbol", type=_symbol_rates, default=None,
+                   help="per-symbol borrow fee, annual %%: SYM=PCT[,SYM=PCT]")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _cost_model(args, bars: dict[str, pd.DataFrame], log: Callable[[str], None]) -> CostModel:
+    kw: dict = {}
+    if args.fee_bps is not None:
+        kw["fee_bps"] = args.fee_bps
+    if args.slippage_bps is not None:
+        kw["slippage_bps"] = args.slippage_bps
+    if args.borrow_fee is not None:
+        kw["borrow_fee_pct"] = args.borrow_fee
+    if args.borrow_fee_by_symbol:
+        kw["borrow_fee_pct_by_symbol"] = args.borrow_fee_by_symbol
+    if args.slippage is not None and str(args.slippage).strip().lower() == "half-spread":
+        from pairtrade.research.costs import half_spread_estimate
+
+        per, methods = {}, set()
+        for sym, df in bars.items():
+            est = half_spread_estimate(df)
+            if est.method != "none" and math.isfinite(est.usd_per_share):
+                per[sym] = round(float(est.usd_per_share), 6)
+                methods.add(est.method)
+                log(f"half-spread {sym}: {est.usd_per_share:.4f} USD/share ({est.bps:.2f} bp, {est.method})")
+        kw["slippage_per_share_by_symbol"] = per
+        kw["slippage_method"] = "+".join(sorted(methods)) or "fixed"
+    elif args.slippage is not None:
+        try:
+            kw["slippage_per_share"] = float(args.slippage)
+        except ValueError:
+            raise ConfigError(f"--slippage: expected USD per share or 'half-spread', got {args.slippage!r}") from None
+    try:
+        return CostModel(**kw)
+    except ValueError as e:
+        raise ConfigError(f"invalid cost option: {e}") from None
+
+
+def _variants(args, base: StrategyParams) -> list[StrategyParams]:
+    out = []
+    for h in args.hedge:
+        deltas = args.kalman_delta if h == "kalman" else [base.kalman_delta]
+        for d in deltas:
+            upd = {"hedge": h, "kalman_delta": float(d)}
+            if h == "ols" and base.hedge_beta is None:  # placeholders, fitted on every in-sample window
+                upd.update(hedge_beta=1.0, hedge_alpha=0.0)
+            if base.zscore == "fixed" and base.zscore_mean is None:
+                upd.update(zscore_mean=0.0, zscore_std=1.0)
+            try:
+                out.append(StrategyParams.model_validate({**base.model_dump(), **upd}))
+            except ValueError as e:
+                raise ConfigError(f"invalid spread model: {e}") from None
+    return out
+
+
+def run_preset_cli(args, log: Callable[[str], None]) -> ParamsFile:
+    """``--preset NAME``: re-run a published example and write its figures to ``--params``."""
+    from pairtrade.research.presets import run_preset
+
+    if not args.data:
+        raise ConfigError(f"--preset {args.preset} needs --data FILE (e.g. Chan's inputData_ETF closes)")
+    try:
+        res = run_preset(args.preset, args.data, price_column=args.price_column)
+    except DataError:
+        raise
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    fig = {"name": res.name, "pair": list(res.pair), "train_range": [str(d) for d in res.train_range],
+           "test_range": [str(d) for d in res.test_range] if res.test_range else None,
+           "hedge_ratio": res.hedge_ratio, "train_sharpe": res.train_sharpe, "test_sharpe": res.test_sharpe,
+           "apr": res.apr, "n_train": res.n_train, "n_test": res.n_test, "source": str(res.source)}
+    pf = ParamsFile(schema_version=SCHEMA_VERSION, generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    bar_size="1Day", data=DataRange(source=str(args.data), start=str(res.train_range[0]),
+                                                    end=str((res.test_range or res.train_range)[1])),
+                    preset=fig)
+    atomic_write_json(args.params, pf)
+    log(res.summary_line())
+    return pf
 
 
 def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -> ParamsFile:
@@ -405,9 +502,15 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
 
     t0 = time.perf_counter()
     args = build_parser().parse_args(argv)
+    if args.preset:
+        return run_preset_cli(args, log)
     pairs = load_pairs(args.pairs).pairs
     if args.min_trades is not None and args.min_trades < 0:
         raise ConfigError(f"--min-trades must be >= 0, got {args.min_trades}")
+    if not 0 < args.coint_pvalue <= 1:
+        raise ConfigError(f"--coint-pvalue must be in (0, 1], got {args.coint_pvalue}")
+    if not 0 <= args.min_dsr < 1:
+        raise ConfigError(f"--min-dsr must be in [0, 1), got {args.min_dsr}")
     symbols = sorted({s for p in pairs for s in (p.y, p.x)})
     start = end = None
     end_excl = True
@@ -417,10 +520,13 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
         end, end_excl = _parse_time(args.end, "--end", True)
     barset = load_market_data(args, symbols, log)
     bar_size = barset.bar_size
+    daily = bar_seconds(bar_size) >= 86400
     log(f"data: {barset.source} ({bar_size} bars, {barset.start} to {barset.end})")
+    close_only = bool(getattr(barset, "close_only", False))
+    execution = args.execution or ("next_close" if close_only else "next_open")
+    if close_only:
+        log(f"close-only data: no opens, so orders fill at the next bar's close (--execution {execution})")
     bars = _restrict(barset, symbols)
-    if args.hurst_quantile is None and args.hurst_max is None:
-        args.hurst_quantile = DEFAULT_HURST_QUANTILE
     if args.hurst_quantile is not None:
         from pairtrade.signals.hurst import hurst_null_quantile
 
@@ -428,21 +534,31 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
             raise ConfigError(f"--hurst-quantile must be in (0, 1), got {args.hurst_quantile}")
         window = args.hurst_window or default_params(bar_size).hurst_window_bars
         args.hurst_max = hurst_null_quantile(window, args.hurst_quantile)
-        log(f"Hurst gate: H < {args.hurst_max:.4f} (the {args.hurst_quantile:g} quantile of R/S over {window}-bar "
-            f"random walks)")
+        log(f"Hurst gate (level spread): H < {args.hurst_max:.4f} (the {args.hurst_quantile:g} quantile of R/S over "
+            f"{window}-bar random walks)")
+    costs = _cost_model(args, bars, log)
     try:
-        costs = CostModel(**{k: v for k, v in (("slippage_per_share", args.slippage), ("fee_bps", args.fee_bps))
-                             if v is not None})
         base = default_params(bar_size, zscore_window_bars=args.zscore_window, adf_window_bars=args.adf_window,
                               hurst_window_bars=args.hurst_window, warmup_bars=args.warmup,
                               dollar_stop_usd=args.dollar_stop, max_notional_usd=args.max_notional,
                               risk_per_trade_usd=args.risk_per_trade, hurst_max=args.hurst_max,
-                              adf_pvalue_max=args.gate_adf_pvalue)
+                              adf_pvalue_max=args.gate_adf_pvalue, prices=args.prices, spread=args.spread,
+                              zscore=args.zscore if args.zscore != "fixed" else "rolling",
+                              zscore_halflife_bars=args.zscore_halflife, ols_window_bars=args.ols_window,
+                              sizing=args.sizing, execution=execution)
+        if args.zscore == "fixed":
+            base = base.model_copy(update={"zscore": "fixed"})
     except ValueError as e:
         raise ConfigError(f"invalid option value: {e}") from None
+    variants = _variants(args, base)
     grid = threshold_grid(args.entry_z, args.exit_z, args.stop_z)
     if not grid:
         raise ConfigError("the threshold grid is empty: need exit_z < entry_z < stop_z for some combination")
+    sel = Selection(coint_pvalue=args.coint_pvalue, min_dsr=args.min_dsr,
+                    is_sessions=args.wf_is_sessions or (756 if daily else 60),
+                    oos_sessions=args.wf_oos_sessions or (252 if daily else 15), anchored=args.anchored,
+                    min_trades=args.min_trades, cscv_splits=args.cscv_splits,
+                    report_all=args.report_all or barset.source == EMBEDDED_SOURCE)
 
     present = [df for s, df in bars.items() if len(df)]
     if not present:
@@ -451,27 +567,17 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
         last = max(df.index[-1] for df in present)
         end = holdout_cutoff(last, bar_size)
         log(f"in-sample: bars before {end.tz_convert(EXCHANGE_TZ).date()} (New York); the final "
-            f"{'year' if bar_seconds(bar_size) >= 86400 else 'month'} is held out for out-of-sample replay")
-
-    min_trades = args.min_trades
-    if min_trades is None:
-        days = set()
-        for df in present:
-            idx = df.index
-            sel = idx[((idx >= start) if start is not None else True) & ((idx < end) if end is not None else True)]
-            days.update(sel.tz_convert(EXCHANGE_TZ).date)
-        min_trades = max(DEFAULT_MIN_TRADES, len(days) // SESSIONS_PER_REQUIRED_TRADE)
-        log(f"minimum in-sample trades: {min_trades} ({len(days)} sessions; at least one trade per "
-            f"{SESSIONS_PER_REQUIRED_TRADE} sessions, never fewer than {DEFAULT_MIN_TRADES})")
+            f"{'year' if daily else 'month'} is held out for out-of-sample replay")
+    log(f"selection: Engle-Granger p <= {sel.coint_pvalue} on {args.prices} prices (both orderings); walk-forward "
+        f"{sel.is_sessions} / {sel.oos_sessions} sessions ({'anchored' if sel.anchored else 'rolling'}), "
+        f"deflated Sharpe >= {sel.min_dsr} after {len(variants) * len(grid)} trials")
     out: dict[str, PairParams] = {}
     firsts, lasts = [], []
-    deltas = args.kalman_delta
-    with tqdm(total=len(pairs) * len(grid) * len(deltas), desc="pairs x grid", unit="run", disable=args.quiet,
-              file=sys.stderr) as bar:
+    with tqdm(total=len(pairs), desc="pairs", unit="pair", disable=args.quiet, file=sys.stderr) as bar:
         for spec in pairs:
-            pp, info = optimize_pair(spec, bars, barset.source, bar_size, base, costs, grid, start, end, end_excl,
-                                     min_trades, args.adf_max, kalman_deltas=deltas,
-                                     progress=bar.update)
+            pp, info = optimize_pair(spec, bars, barset.source, bar_size, variants, costs, grid, start, end, end_excl,
+                                     sel)
+            bar.update(1)
             out[spec.pair_id] = pp
             if "first" in info:
                 firsts.append(info["first"])
@@ -487,22 +593,42 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
                     generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     bar_size=bar_size,
                     data=DataRange(source=barset.source, start=d_start.isoformat(), end=d_end.isoformat()),
-                    costs=costs, pairs=out)
+                    costs=costs, pairs=out,
+                    selection={"coint_pvalue": sel.coint_pvalue, "coint_prices": args.prices,
+                               "min_dsr": sel.min_dsr, "wf_is_sessions": sel.is_sessions,
+                               "wf_oos_sessions": sel.oos_sessions, "anchored": sel.anchored,
+                               "cscv_splits": sel.cscv_splits, "hedge": args.hedge,
+                               "trials": len(variants) * len(grid)})
     atomic_write_json(args.params, pf)
-    for pid, pp in out.items():
-        m = pp.metrics
-        if pp.tradable:
-            log(f"  {pid:<10} tradable  Sharpe {m.sharpe:6.2f}  trades {m.trades:4d}  return {m.total_return_pct:7.2f}%"
-                f"  maxDD {m.max_drawdown_pct:6.2f}%  entry/exit/stop {pp.params.entry_z}/{pp.params.exit_z}/"
-                f"{pp.params.stop_z}  delta {pp.params.kalman_delta:g}  ADF p {m.adf_pvalue:.3g}"
-                f"  half-life {m.half_life_bars if m.half_life_bars is None else round(m.half_life_bars, 2)} bars")
-        else:
-            extra = ""
-            if m is not None and m.sharpe is not None:
-                extra = f" (best Sharpe {m.sharpe:.2f}, trades {m.trades})"
-            log(f"  {pid:<10} NOT tradable: {pp.reason}{extra}")
+    for line in result_table(out):
+        log(line)
     log(f"wrote {args.params} in {time.perf_counter() - t0:.1f} s")
     return pf
+
+
+def _f(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def result_table(out: dict[str, PairParams]) -> list[str]:
+    """One console row per pair: level statistics, walk-forward out-of-sample figures, verdict and reason."""
+    hdr = (f"  {'pair':<11} {'EG p':>6} {'HL bars':>8} {'IS Sh':>6} {'OOS Sh':>7} {'OOS ret%':>8} {'trades':>6} "
+           f"{'PSR':>5} {'DSR':>5} {'PBO':>5} {'Sh 0.5/1/2x cost':>17}  verdict")
+    lines = [hdr]
+    for pid, pp in out.items():
+        m = pp.metrics
+        if m is None:
+            lines.append(f"  {pid:<11} {'':>6} {'':>8} {'':>6} {'':>7} {'':>8} {'':>6} {'':>5} {'':>5} {'':>5} "
+                         f"{'':>17}  NOT tradable: {pp.reason}")
+            continue
+        c = m.oos_sharpe_by_cost or {}
+        cost = "/".join(_f(c.get(k), ".2f") for k in ("0.5x", "1x", "2x")) if c else "-"
+        verdict = "tradable" if pp.tradable else f"NOT tradable: {pp.reason}"
+        lines.append(f"  {pid:<11} {_f(m.coint_pvalue, '6.3f')} {_f(m.half_life_bars, '8.1f')} "
+                     f"{_f(m.sharpe, '6.2f')} {_f(m.oos_sharpe, '7.2f')} {_f(m.oos_return_pct, '8.2f')} "
+                     f"{m.oos_trades:>6d} {_f(m.oos_psr, '5.2f')} {_f(m.oos_dsr, '5.2f')} {_f(m.pbo, '5.2f')} "
+                     f"{cost:>17}  {verdict}")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
