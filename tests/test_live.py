@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from pairtrade.config import CostModel, ParamsFile, StrategyParams, atomic_write_json
+from pairtrade.config import SCHEMA_VERSION
 from tests.conftest import ROOT
 
 PAIRS = [("XOM", "CVX"), ("GS", "MS"), ("JPM", "BAC")]
@@ -20,7 +21,7 @@ PAIRS = [("XOM", "CVX"), ("GS", "MS"), ("JPM", "BAC")]
 def write_params(path: Path, pairs=PAIRS, end="2025-12-19T21:00:00+00:00", **overrides) -> None:
     params = StrategyParams(entry_z=2.0, exit_z=0.5, stop_z=4.0, zscore_window_bars=78, adf_window_bars=390,
                             hurst_window_bars=100, warmup_bars=390, **overrides)
-    pf = ParamsFile(schema_version=1, generated_at="2026-01-01T00:00:00+00:00", bar_size="5Min",
+    pf = ParamsFile(schema_version=SCHEMA_VERSION, generated_at="2026-01-01T00:00:00+00:00", bar_size="5Min",
                     data={"source": "test", "start": "2025-05-12T13:30:00+00:00", "end": end},
                     costs=CostModel(),
                     pairs={f"{y}-{x}": {"y": y, "x": x, "tradable": True, "params": params} for y, x in pairs})
