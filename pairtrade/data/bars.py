@@ -13,7 +13,7 @@ Errors
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,11 +41,17 @@ class BarSet:
         Human-readable description of the data, printed by optimizer and controller.
     bar_size : str
         Alpaca timeframe string: ``"1Min"``, ``"5Min"``, ``"15Min"``, ``"1Hour"`` or ``"1Day"``.
+    close_only : bool
+        True when the source had one price per bar only (a long file with a close but no
+        open/high/low, or a wide file with one close column per symbol): open = high = low = close
+        were filled in, so no real opening price exists and fills can only be simulated at the next
+        bar's close, not at its open.  False (default) for true OHLC bars.
     """
 
     bars: Bars
     source: str
     bar_size: str
+    close_only: bool = False
 
     @property
     def symbols(self) -> list[str]:
@@ -78,7 +84,7 @@ class BarSet:
             if end is not None:
                 sel = sel[sel.index <= end]
             out[s] = sel
-        return BarSet(out, self.source, self.bar_size)
+        return replace(self, bars=out)
 
 
 def infer_bar_size(index: pd.DatetimeIndex) -> str:
@@ -134,16 +140,92 @@ def _to_utc(ts: pd.Series | pd.DatetimeIndex, tz: str) -> pd.DatetimeIndex:
     return idx.tz_convert("UTC")
 
 
+TIME_COLUMNS = ("datetime", "timestamp", "Date", "date", "Dates")
+"""Accepted names of the time column (matched case-insensitively), in order of preference."""
+
+
+def _by_lower_name(raw: pd.DataFrame) -> tuple[dict[str, str], set[str]]:
+    """Map lower-cased column name -> column name, plus the lower-cased names that occur twice."""
+    cols: dict[str, str] = {}
+    dups: set[str] = set()
+    for c in raw.columns:
+        key = str(c).strip().lower()
+        if key in cols:
+            dups.add(key)
+        cols.setdefault(key, str(c))
+    return cols, dups
+
+
+def _column(cols: dict[str, str], dups: set[str], name: str, path: Path) -> str | None:
+    """The column called ``name`` (case-insensitive), ``None`` when absent; DataError when ambiguous."""
+    key = name.strip().lower()
+    if key in dups:
+        raise DataError(f"{path}: column name {name!r} occurs more than once (names are matched "
+                        f"case-insensitively); rename one of them")
+    return cols.get(key)
+
+
+def _time_column(cols: dict[str, str], dups: set[str], path: Path) -> str | None:
+    """First accepted time column present (see :data:`TIME_COLUMNS`), ``None`` when there is none."""
+    for name in dict.fromkeys(n.lower() for n in TIME_COLUMNS):
+        col = _column(cols, dups, name, path)
+        if col is not None:
+            return col
+    return None
+
+
+def _times(values: pd.Series, tz: str, path: Path, col: str) -> pd.DatetimeIndex:
+    try:
+        return _to_utc(values, tz)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise DataError(f"{path}: column {col!r}: cannot parse the timestamps ({e}); expected ISO 8601 "
+                        f"dates or date-times such as 2025-07-02 or 2025-07-02 09:30:00") from None
+
+
+def _floats(values: pd.Series, path: Path, col: str, symbol: str | None = None) -> np.ndarray:
+    try:
+        return pd.to_numeric(values, errors="raise").to_numpy(dtype=float)
+    except (ValueError, TypeError) as e:
+        who = f"symbol {symbol}: " if symbol else ""
+        raise DataError(f"{path}: {who}column {col!r} is not numeric ({e}); expected prices in USD") from None
+
+
+def _check_symbols(path: Path, symbols: list[str] | None, available: set[str]) -> set[str] | None:
+    if symbols is None:
+        return None
+    wanted = {s.upper() for s in symbols}
+    absent = wanted - available
+    if absent:
+        raise DataError(f"{path}: symbol(s) {sorted(absent)} not in file "
+                        f"(available: {', '.join(sorted(available))})")
+    return wanted
+
+
 def load_bars(path: str | Path, symbols: list[str] | None = None, tz: str = EXCHANGE_TZ,
-              drop_bad_rows: bool = True) -> BarSet:
+              drop_bad_rows: bool = True, price_column: str | None = None) -> BarSet:
     """Load bars from a CSV/CSV.gz file.
 
-    Two layouts are read:
+    Column names are matched case-insensitively.  The time column may be called ``datetime``,
+    ``timestamp``, ``Date``, ``date`` or ``Dates`` (first present wins, in that order); naive
+    timestamps are taken in ``tz`` (America/New_York) and are the bar start, a date alone is that
+    session's midnight in ``tz`` (as Alpaca stamps daily bars).  Two layouts are read:
 
-    * long: columns ``symbol, datetime, open, high, low, close[, volume]`` (the layout of
-      ``../shared/data``); naive timestamps are taken in ``tz`` (America/New_York) and are the
-      bar start;
-    * wide daily: a ``Date`` column and one close column per symbol (open=high=low=close).
+    * long: a ``symbol`` column, the time column and either
+
+      - ``open, high, low, close[, volume]`` (the layout of ``../shared/data``; also Chan's
+        ``symbol, Date, Open, High, Low, Close, Volume, Adj Close``), or
+      - ``close[, volume]`` only (close-only): open = high = low = close are filled in and
+        :attr:`BarSet.close_only` is True;
+
+    * wide: the time column and one close column per symbol (e.g. Chan's ``inputData_ETF``):
+      open = high = low = close, ``close_only`` is True.
+
+    ``price_column`` (long layout only) selects another column as the price, e.g. ``"Adj Close"``.
+    With open/high/low present the bar is back-adjusted: with ``f_t = price_t / close_t`` the bar
+    becomes ``open_t * f_t, high_t * f_t, low_t * f_t, price_t`` (volume unchanged), the
+    convention of Yahoo Finance's adjusted close and of yfinance's ``auto_adjust``: the ratio of
+    the adjusted to the raw close carries the split and dividend adjustment to the other prices of
+    the same bar.  Without open/high/low the selected column is the close of a close-only bar.
 
     Parameters
     ----------
@@ -153,11 +235,23 @@ def load_bars(path: str | Path, symbols: list[str] | None = None, tz: str = EXCH
     drop_bad_rows : long format: rows whose open, high, low and close are all empty (minutes with
         quotes but no trade) are dropped; wide format: empty cells (before a listing) are dropped. Any
         other NaN or non-positive price raises :class:`DataError`.
+    price_column : name of the column to use as the price (case-insensitive), e.g. ``"Adj Close"``;
+        ``None`` uses ``close``.  Not applicable to the wide layout (must be ``None`` there).
+
+    Returns
+    -------
+    BarSet
+        Canonical bars per symbol (UTC bar starts; prices in USD, volume in shares), ``source``
+        ``"file <path>"`` (plus the price column when given), ``bar_size`` inferred from the spacing
+        of the first symbol's bars, ``close_only`` as above.
 
     Raises
     ------
     DataError
-        File missing or unreadable, required column missing, requested symbol absent, bad prices.
+        File missing or unreadable; no time column (the message lists the accepted names); a
+        required column missing; ``price_column`` absent (names the file, the column and the columns
+        present) or given for a wide file; requested symbol absent; unparseable time; non-numeric,
+        NaN or non-positive prices.
     """
     path = Path(path)
     if not path.exists():
@@ -166,56 +260,100 @@ def load_bars(path: str | Path, symbols: list[str] | None = None, tz: str = EXCH
         raw = pd.read_csv(path)
     except Exception as e:  # pandas raises many types; name the file
         raise DataError(f"{path}: cannot read as CSV ({e})") from e
-    cols = {c.lower(): c for c in raw.columns}
+    cols, dups = _by_lower_name(raw)
+    tcol = _time_column(cols, dups, path)
+    accepted = ", ".join(TIME_COLUMNS)
+    if tcol is None:
+        raise DataError(f"{path}: no time column; expected one of {accepted} (case-insensitive) in a long file "
+                        f"(symbol, time, open, high, low, close[, volume] or symbol, time, close) or a wide "
+                        f"file (time + one close column per symbol); got columns {list(raw.columns)}")
     out: Bars = {}
-    if "symbol" in cols:
-        need = ["symbol", "datetime", "open", "high", "low", "close"]
-        missing = [c for c in need if c not in cols]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; long format needs {need} (+ volume)")
-        raw = raw.rename(columns={v: k for k, v in cols.items()})
-        raw["symbol"] = raw["symbol"].astype(str).str.upper()
-        if symbols is not None:
-            wanted = {s.upper() for s in symbols}
-            absent = wanted - set(raw["symbol"].unique())
-            if absent:
-                raise DataError(f"{path}: symbol(s) {sorted(absent)} not in file "
-                                f"(available: {', '.join(sorted(raw['symbol'].unique()))})")
-            raw = raw[raw["symbol"].isin(wanted)]
-        if "volume" not in raw:
-            raw["volume"] = 0.0
-        for sym, g in raw.groupby("symbol", sort=True):
-            idx = _to_utc(g["datetime"], tz)
-            df = pd.DataFrame({c: g[c].to_numpy(dtype=float) for c in COLUMNS}, index=idx)
-            df.index.name = "timestamp"
-            if drop_bad_rows:  # a minute without any trade (quotes only): all four prices empty
-                df = df[np.isfinite(df[["open", "high", "low", "close"]].to_numpy()).any(axis=1)]
-            df = df[~df.index.duplicated(keep="last")].sort_index()
-            out[str(sym)] = validate_bars(df, str(sym), str(path))
-    elif "date" in cols:
-        raw = raw.set_index(cols["date"])
-        idx = _to_utc(pd.Series(raw.index), tz)
-        keep = [c for c in raw.columns if symbols is None or c.upper() in {s.upper() for s in symbols}]
-        if symbols is not None:
-            absent = {s.upper() for s in symbols} - {c.upper() for c in raw.columns}
-            if absent:
-                raise DataError(f"{path}: symbol(s) {sorted(absent)} not in file "
-                                f"(available: {', '.join(c.upper() for c in raw.columns)})")
-        for c in keep:
-            v = raw[c].to_numpy(dtype=float)
+    scol = _column(cols, dups, "symbol", path)
+    if scol is not None:
+        close_only = _load_long(raw, path, cols, dups, scol, tcol, symbols, tz, drop_bad_rows, price_column, out)
+    else:
+        if price_column is not None:
+            raise DataError(f"{path}: price_column {price_column!r} is not applicable to a wide file (column "
+                            f"{tcol!r} plus one close column per symbol); pass price_column=None")
+        close_only = True
+        idx = _times(raw[tcol], tz, path, tcol)
+        names = {str(c).upper(): str(c) for c in raw.columns if c != tcol}
+        wanted = _check_symbols(path, symbols, set(names))
+        for sym, c in names.items():
+            if wanted is not None and sym not in wanted:
+                continue
+            v = _floats(raw[c], path, c, sym)
             df = pd.DataFrame({"open": v, "high": v, "low": v, "close": v, "volume": np.zeros_like(v)},
                               index=idx)
             df.index.name = "timestamp"
             if drop_bad_rows:
                 df = df[np.isfinite(v)]
-            out[c.upper()] = validate_bars(df, c.upper(), str(path))
-    else:
-        raise DataError(f"{path}: expected a long file with columns symbol, datetime, open, high, low, close, "
-                        f"volume or a wide daily file with a 'Date' column; got columns {list(raw.columns)}")
+            out[sym] = validate_bars(df, sym, str(path))
     if not out:
         raise DataError(f"{path}: no bars")
     first = next(iter(out.values()))
-    return BarSet(out, f"file {path}", infer_bar_size(first.index))
+    source = f"file {path}" if price_column is None else f"file {path}, price column {price_column!r}"
+    return BarSet(out, source, infer_bar_size(first.index), close_only=close_only)
+
+
+def _load_long(raw: pd.DataFrame, path: Path, cols: dict[str, str], dups: set[str], scol: str, tcol: str,
+               symbols: list[str] | None, tz: str, drop_bad_rows: bool, price_column: str | None,
+               out: Bars) -> bool:
+    """Fill ``out`` from a long file (see :func:`load_bars`); return True when the file is close-only."""
+    ohl = {c: _column(cols, dups, c, path) for c in ("open", "high", "low")}
+    close = _column(cols, dups, "close", path)
+    volume = _column(cols, dups, "volume", path)
+    present_ohl = [c for c, v in ohl.items() if v is not None]
+    need = ["symbol", tcol, "open", "high", "low", "close"]
+    if present_ohl and len(present_ohl) < 3:
+        missing = [c for c, v in ohl.items() if v is None] + ([] if close is not None else ["close"])
+        raise DataError(f"{path}: missing column(s) {missing}; long format needs {need} (+ volume), "
+                        f"or ['symbol', {tcol!r}, 'close'] for close-only bars")
+    close_only = not present_ohl
+    if price_column is not None:
+        price = _column(cols, dups, price_column, path)
+        if price is None:
+            raise DataError(f"{path}: price_column {price_column!r} not found (matched case-insensitively); "
+                            f"columns present: {list(raw.columns)}")
+    else:
+        price = close
+    if price is None or (not close_only and close is None):
+        hint = "" if price_column is not None else " (or pass price_column= to use another price column)"
+        raise DataError(f"{path}: missing column(s) ['close']; long format needs {need} (+ volume), "
+                        f"or ['symbol', {tcol!r}, 'close'] for close-only bars{hint}")
+    sym_upper = raw[scol].astype(str).str.upper()
+    wanted = _check_symbols(path, symbols, set(sym_upper.unique()))
+    if wanted is not None:
+        keep = sym_upper.isin(wanted).to_numpy()
+        raw, sym_upper = raw[keep], sym_upper[keep]
+    for sym, g in raw.groupby(sym_upper, sort=True):
+        sym = str(sym)
+        idx = _times(g[tcol], tz, path, tcol)
+        p = _floats(g[price], path, price, sym)
+        if close_only:
+            o = h = lo = p
+        else:
+            o, h, lo = (_floats(g[ohl[c]], path, ohl[c], sym) for c in ("open", "high", "low"))
+            if price != close:  # back-adjust the bar by adjusted / raw close
+                c = _floats(g[close], path, close, sym)
+                bad = np.isfinite(p) & ~(np.isfinite(c) & (c > 0))
+                if bad.any():
+                    i = int(np.argmax(bad))
+                    raise DataError(
+                        f"{path}: symbol {sym}: column {close!r} is empty or non-positive in {int(bad.sum())} "
+                        f"row(s) where {price!r} has a price, first at {idx[i]}; open/high/low cannot be "
+                        f"back-adjusted by {price}/{close} there")
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    f = p / c
+                o, h, lo = o * f, h * f, lo * f
+        v = _floats(g[volume], path, volume, sym) if volume is not None else np.zeros(len(g))
+        df = pd.DataFrame({"open": o, "high": h, "low": lo, "close": p, "volume": v}, index=idx)
+        df.index.name = "timestamp"
+        if drop_bad_rows:  # a minute without any trade (quotes only): all four prices empty
+            df = df[np.isfinite(df[["open", "high", "low", "close"]].to_numpy()).any(axis=1)]
+        df = df[~df.index.duplicated(keep="last")].sort_index()
+        out[sym] = validate_bars(df, sym, str(path))
+    return close_only
 
 
 EMBEDDED_SOURCE = ("embedded default: daily S&P 500 (SPX) and NASDAQ Composite (COMP) index bars "
