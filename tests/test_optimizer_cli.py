@@ -20,7 +20,8 @@ OPTIMIZER = ROOT / "optimizer.py"
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY")}
     return subprocess.run([sys.executable, str(OPTIMIZER), "--quiet", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=env, timeout=timeout)
 
