@@ -536,7 +536,6 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
         args.hurst_max = hurst_null_quantile(window, args.hurst_quantile)
         log(f"Hurst gate (level spread): H < {args.hurst_max:.4f} (the {args.hurst_quantile:g} quantile of R/S over "
             f"{window}-bar random walks)")
-    costs = _cost_model(args, bars, log)
     try:
         base = default_params(bar_size, zscore_window_bars=args.zscore_window, adf_window_bars=args.adf_window,
                               hurst_window_bars=args.hurst_window, warmup_bars=args.warmup,
@@ -550,6 +549,24 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
             base = base.model_copy(update={"zscore": "fixed"})
     except ValueError as e:
         raise ConfigError(f"invalid option value: {e}") from None
+    present = [df for s, df in bars.items() if len(df)]
+    if not present:
+        raise DataError(f"none of the symbols {symbols} is in {barset.source}")
+    if not args.end:
+        last = max(df.index[-1] for df in present)
+        end = holdout_cutoff(last, bar_size)
+        log(f"in-sample: bars before {end.tz_convert(EXCHANGE_TZ).date()} (New York); the final "
+            f"{'year' if daily else 'month'} is held out for out-of-sample replay")
+
+    def in_sample(df: pd.DataFrame) -> pd.DataFrame:
+        keep = np.ones(len(df), dtype=bool)
+        if start is not None:
+            keep &= df.index >= start
+        if end is not None:
+            keep &= (df.index < end) if end_excl else (df.index <= end)
+        return df[keep]
+
+    costs = _cost_model(args, {s: in_sample(df) for s, df in bars.items()}, log)  # estimated in-sample only
     variants = _variants(args, base)
     grid = threshold_grid(args.entry_z, args.exit_z, args.stop_z)
     if not grid:
@@ -560,14 +577,6 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
                     min_trades=args.min_trades, cscv_splits=args.cscv_splits,
                     report_all=args.report_all or barset.source == EMBEDDED_SOURCE)
 
-    present = [df for s, df in bars.items() if len(df)]
-    if not present:
-        raise DataError(f"none of the symbols {symbols} is in {barset.source}")
-    if not args.end:
-        last = max(df.index[-1] for df in present)
-        end = holdout_cutoff(last, bar_size)
-        log(f"in-sample: bars before {end.tz_convert(EXCHANGE_TZ).date()} (New York); the final "
-            f"{'year' if daily else 'month'} is held out for out-of-sample replay")
     log(f"selection: Engle-Granger p <= {sel.coint_pvalue} on {args.prices} prices (both orderings); walk-forward "
         f"{sel.is_sessions} / {sel.oos_sessions} sessions ({'anchored' if sel.anchored else 'rolling'}), "
         f"deflated Sharpe >= {sel.min_dsr} after {len(variants) * len(grid)} trials")

@@ -140,6 +140,8 @@ def _to_utc(ts: pd.Series | pd.DatetimeIndex, tz: str) -> pd.DatetimeIndex:
     return idx.tz_convert("UTC")
 
 
+#: quote columns of a long file kept beside the bars (bid/ask at the bar's close), for cost estimates
+QUOTE_COLUMNS = ("bid_close", "ask_close", "bid", "ask")
 TIME_COLUMNS = ("datetime", "timestamp", "Date", "date", "Dates")
 """Accepted names of the time column (matched case-insensitively), in order of preference."""
 
@@ -348,6 +350,9 @@ def _load_long(raw: pd.DataFrame, path: Path, cols: dict[str, str], dups: set[st
                 o, h, lo = o * f, h * f, lo * f
         v = _floats(g[volume], path, volume, sym) if volume is not None else np.zeros(len(g))
         df = pd.DataFrame({"open": o, "high": h, "low": lo, "close": p, "volume": v}, index=idx)
+        for q in QUOTE_COLUMNS:  # quotes ride along (half-spread cost estimates), never used as prices
+            if cols.get(q) is not None and q not in dups:
+                df[q] = _floats(g[cols[q]], path, cols[q], sym)
         df.index.name = "timestamp"
         if drop_bad_rows:  # a minute without any trade (quotes only): all four prices empty
             df = df[np.isfinite(df[["open", "high", "low", "close"]].to_numpy()).any(axis=1)]
