@@ -303,6 +303,8 @@ def optimize_pair(spec: PairSpec, bars: dict[str, pd.DataFrame], source: str, ba
                       f"--min-dsr {sel.min_dsr}")
         elif params is None:
             reason = "no parameter combination reaches the minimum trade count on the final in-sample window"
+        elif not (wf.final_is_sharpe > 0):
+            reason = f"the final in-sample window's best Sharpe ratio {wf.final_is_sharpe:.2f} is not positive"
     return PairParams(y=spec.y, x=spec.x, tradable=reason is None, reason=reason, params=params,
                       metrics=PairMetrics(**m), walk_forward=wf.windows), info
 
