@@ -475,9 +475,7 @@ def test_bad_selection_option_exit_2_without_traceback(bad_option_runs, key):
 
 @pytest.mark.parametrize("key", [
     "coint-pvalue",
-    pytest.param("hedge", marks=pytest.mark.xfail(
-        strict=True, reason="argparse prints its usage block (27 lines) before the error line for an invalid "
-                            "--hedge value; the brief asks for a one-line error")),
+    "hedge",
 ])
 def test_bad_selection_option_is_a_single_line(bad_option_runs, key):
     cp = bad_option_runs[1][key]

@@ -343,9 +343,16 @@ def _symbol_rates(s: str) -> dict[str, float]:
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument error is a :class:`ConfigError` (one line on stderr, exit code 2), not a usage dump."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ConfigError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="optimizer.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser(prog="optimizer.py", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--pairs", default="pairs.json", help="pairs file: [[\"Y\",\"X\"], ...] or {\"pairs\": [...]}")
     p.add_argument("--params", default="optimized_params.json", help="output file (written atomically)")
     p.add_argument("--data", default=None,
