@@ -323,6 +323,170 @@ def bench_hurst_gate(window: int = 100, qs: tuple[float, ...] = (0.05, 0.10, 0.5
     return {"gates": gates, "rejected_share": rows}
 
 
+# ----------------------------------------------------------------------------------------------
+# null: does the optimizer reject noise and find cointegration?
+# ----------------------------------------------------------------------------------------------
+#: grid name -> (bar size, default sessions, true half-lives of the cointegrated pairs in bars)
+NULL_GRIDS = {"5min": ("5Min", 185, (10, 20, 40, 80, 160)), "daily": ("1Day", 3024, (2, 5, 10, 20, 40))}
+
+
+def _null_call(kw: dict) -> dict:
+    from pairtrade.research.simulate import null_trial
+
+    return null_trial(**kw)
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return float(lo), float(hi)
+
+
+def _median(v: list) -> float | None:
+    v = [float(a) for a in v if a is not None and np.isfinite(a)]
+    return float(np.median(v)) if v else None
+
+
+def bench_null(n_pairs: int = 200, grids: tuple[str, ...] = ("5min", "daily"),
+               sessions: dict[str, int] | None = None, jobs: int = 2, seed: int = 2024,
+               quiet: bool = False) -> dict:
+    """Run the optimizer (CLI defaults) on simulated noise and cointegrated pairs; print the verdict shares.
+
+    For each grid of :data:`NULL_GRIDS` (5-minute bars over 185 XNYS sessions ~ 14,400 bars; daily bars over
+    3,024 sessions ~ 12 years), ``n_pairs`` pairs of independent geometric random walks and ``n_pairs``
+    cointegrated pairs (true half-lives cycled over the grid's five values) are simulated with fixed seeds
+    (:mod:`pairtrade.research.simulate`) and passed to
+    :func:`pairtrade.backtest.optimize.optimize_pair` with the settings of ``optimizer.py`` without options
+    (:func:`~pairtrade.research.simulate.optimizer_defaults`).  Printed: the share of noise pairs marked
+    tradable (the false-selection rate, goal <= 5 %, with a Wilson 95 % interval) and the reasons tally;
+    the share of cointegrated pairs found, by half-life, with the median walk-forward out-of-sample Sharpe
+    ratio (annualised) of the found ones and the main reason of the misses; wall time.
+
+    Parameters
+    ----------
+    n_pairs : pairs of each kind per grid (>= 1)
+    grids : subset of ``("5min", "daily")``
+    sessions : sessions per grid (default 185 and 3024)
+    jobs : worker processes (1 runs in this process)
+    seed : base seed; pair i of kind k on grid g uses ``[seed, g, k, i]``
+
+    Returns
+    -------
+    dict: per grid the per-pair records and the summary figures, plus ``markdown`` (the tables printed).
+
+    Raises
+    ------
+    ValueError
+        ``n_pairs`` or ``jobs`` < 1, an unknown grid, sessions < 2.
+    """
+    import multiprocessing as mp
+    from collections import Counter
+
+    from tqdm import tqdm
+
+    from pairtrade.research.simulate import optimizer_defaults
+
+    if n_pairs < 1 or jobs < 1:
+        raise ValueError(f"--pairs and --jobs: expected >= 1, got {n_pairs} and {jobs}")
+    bad = [g for g in grids if g not in NULL_GRIDS]
+    if bad or not grids:
+        raise ValueError(f"--grid: expected one of {', '.join(NULL_GRIDS)} or both, got {list(grids)}")
+    sessions = {g: (sessions or {}).get(g) or NULL_GRIDS[g][1] for g in grids}
+    for g, n in sessions.items():
+        if n < 2:
+            raise ValueError(f"sessions of grid {g}: expected >= 2, got {n}")
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(var, "1")  # one thread per worker (read by the spawned interpreters)
+    pool = mp.get_context("spawn").Pool(jobs) if jobs > 1 else None
+    res: dict = {"pairs_per_kind": n_pairs, "seed": seed, "jobs": jobs, "grids": {}}
+    overview, by_hl, tallies = [], [], []
+    try:
+        for gi, g in enumerate(grids):
+            bar_size, _, hls = NULL_GRIDS[g]
+            setup = optimizer_defaults(bar_size)
+            n_sess = sessions[g]
+            tasks = [dict(kind="coint", n_sessions=n_sess, bar_size=bar_size, seed=[seed, gi, 1, i],
+                          half_life_bars=float(hls[i % len(hls)])) for i in range(n_pairs)]
+            tasks += [dict(kind="rw", n_sessions=n_sess, bar_size=bar_size, seed=[seed, gi, 0, i])
+                      for i in range(n_pairs)]
+            t0 = time.perf_counter()
+            it = pool.imap_unordered(_null_call, tasks, chunksize=1) if pool else map(_null_call, tasks)
+            recs = list(tqdm(it, total=len(tasks), desc=f"null {g}", unit="pair", disable=quiet, file=sys.stderr))
+            wall = time.perf_counter() - t0
+            noise = [r for r in recs if r["kind"] == "rw"]
+            coint = [r for r in recs if r["kind"] == "coint"]
+            k_noise = sum(r["tradable"] for r in noise)
+            eg_noise = sum(r["label"] != "not cointegrated (Engle-Granger)" for r in noise)
+            k_coint = sum(r["tradable"] for r in coint)
+            lo, hi = _wilson(k_noise, len(noise))
+            sh_found = _median([r["oos_sharpe"] for r in coint if r["tradable"]])
+            bars = recs[0]["bars"]
+            summ = {"bar_size": bar_size, "sessions": n_sess, "bars_per_pair": bars, "wall_s": wall,
+                    "noise_tradable": k_noise, "noise_tradable_share": k_noise / len(noise),
+                    "noise_tradable_wilson95": [lo, hi], "noise_pass_engle_granger": eg_noise,
+                    "noise_reasons": dict(Counter(r["label"] for r in noise).most_common()),
+                    "coint_found": k_coint, "coint_found_share": k_coint / len(coint),
+                    "coint_reasons": dict(Counter(r["label"] for r in coint).most_common()),
+                    "median_oos_sharpe_found": sh_found,
+                    "median_seconds_noise": _median([r["seconds"] for r in noise]),
+                    "median_seconds_coint": _median([r["seconds"] for r in coint]),
+                    "walk_forward": f"{setup.sel.is_sessions}/{setup.sel.oos_sessions} sessions",
+                    "trials": len(setup.variants) * len(setup.grid), "by_half_life": {}}
+            overview.append(
+                f"| {g} ({bar_size}, {n_sess} sessions, {bars:,} bars) | {k_noise}/{len(noise)} = "
+                f"{k_noise / len(noise):.1%} [{lo:.1%}, {hi:.1%}] | {eg_noise / len(noise):.1%} | "
+                f"{k_coint}/{len(coint)} = {k_coint / len(coint):.1%} | {_fmt(sh_found)} | {wall:.0f} s |")
+            for hl in hls:
+                rs = [r for r in coint if r["half_life"] == float(hl)]
+                if not rs:
+                    continue
+                found = [r for r in rs if r["tradable"]]
+                eg = sum(r["label"] != "not cointegrated (Engle-Granger)" for r in rs)
+                miss = Counter(r["label"] for r in rs if not r["tradable"]).most_common(1)
+                row = {"pairs": len(rs), "found": len(found), "pass_engle_granger": eg,
+                       "median_oos_sharpe_found": _median([r["oos_sharpe"] for r in found]),
+                       "median_oos_sharpe_all": _median([r["oos_sharpe"] for r in rs]),
+                       "median_half_life_est": _median([r["half_life_est"] for r in rs]),
+                       "main_miss_reason": f"{miss[0][0]} ({miss[0][1]})" if miss else "-"}
+                summ["by_half_life"][str(hl)] = row
+                by_hl.append(f"| {g} | {hl} | {_fmt(row['median_half_life_est'], '.1f')} | {eg}/{len(rs)} | "
+                             f"{len(found)}/{len(rs)} = {len(found) / len(rs):.0%} | "
+                             f"{_fmt(row['median_oos_sharpe_found'])} | {_fmt(row['median_oos_sharpe_all'])} | "
+                             f"{row['main_miss_reason']} |")
+            tallies.append(f"{g} noise pairs: " + ", ".join(f"{k} {v}" for k, v in summ["noise_reasons"].items()))
+            tallies.append(f"{g} cointegrated pairs: "
+                           + ", ".join(f"{k} {v}" for k, v in summ["coint_reasons"].items()))
+            res["grids"][g] = {"summary": summ, "pairs": recs}
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    md = ["| grid | noise pairs tradable [Wilson 95 %] | noise pairs passing Engle-Granger | cointegrated pairs "
+          "found | median OOS Sharpe of found | wall time |", "|---|---|---|---|---|---|", *overview, "",
+          "| grid | true half-life (bars) | estimated (median) | Engle-Granger rejects | found | median OOS Sharpe "
+          "(found) | median OOS Sharpe (all) | main reason when missed |", "|---|---|---|---|---|---|---|---|",
+          *by_hl]
+    s0 = next(iter(res["grids"].values()))["summary"]
+    print(f"null bench: {n_pairs} random-walk + {n_pairs} cointegrated pairs per grid, seed {seed}, {jobs} "
+          f"worker(s); optimizer CLI defaults (--hedge ols --prices log --zscore rolling, per-bar gates off, "
+          f"{s0['trials']} trials; walk-forward " + ", ".join(
+              f"{g} {res['grids'][g]['summary']['walk_forward']}" for g in res["grids"]) + ")")
+    print("\n".join(md))
+    print()
+    print("\n".join(tallies))
+    for g, d in res["grids"].items():
+        s1 = d["summary"]
+        print(f"{g}: median optimize_pair time {_fmt(s1['median_seconds_noise'])} s (noise), "
+              f"{_fmt(s1['median_seconds_coint'])} s (cointegrated); wall {s1['wall_s']:.0f} s")
+    res["markdown"] = "\n".join(md)
+    return res
+
+
+def _fmt(v, spec: str = ".2f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pairtrade.bench", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -333,9 +497,28 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("hurst-gate", help="null quantiles of R/S Hurst and gate rejection on shared data")
     g.add_argument("--window", type=int, default=100)
     g.add_argument("--q", type=float, nargs="*", default=[0.05, 0.10, 0.50])
+    n = sub.add_parser("null", help="optimizer on simulated random-walk and cointegrated pairs")
+    n.add_argument("--pairs", type=int, default=200, help="pairs of each kind per grid")
+    n.add_argument("--grid", choices=("5min", "daily", "both"), default="both")
+    n.add_argument("--sessions-5min", type=int, default=NULL_GRIDS["5min"][1], help="sessions of the 5-min grid")
+    n.add_argument("--sessions-daily", type=int, default=NULL_GRIDS["daily"][1], help="sessions of the daily grid")
+    n.add_argument("--jobs", type=int, default=2, help="worker processes")
+    n.add_argument("--seed", type=int, default=2024)
+    n.add_argument("--quiet", action="store_true", help="no progress bar")
+    n.add_argument("--json", type=Path, default=None, help="also write the figures and per-pair records here")
     a = ap.parse_args(argv)
     if a.cmd == "signals":
         res = bench_signals(a.bars, a.baseline_bars)
+        if a.json:
+            a.json.write_text(json.dumps(res, indent=2, default=float))
+    elif a.cmd == "null":
+        grids = ("5min", "daily") if a.grid == "both" else (a.grid,)
+        try:
+            res = bench_null(a.pairs, grids, {"5min": a.sessions_5min, "daily": a.sessions_daily}, a.jobs, a.seed,
+                             a.quiet)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         if a.json:
             a.json.write_text(json.dumps(res, indent=2, default=float))
     else:
