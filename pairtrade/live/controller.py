@@ -169,11 +169,15 @@ class Controller:
     key, secret : credentials (never logged)
     stagger_secs : pause between trader starts (REST budget: each start costs about 6 requests)
     max_restarts : restarts per trader before giving up on its pair
+    warmup_start : first bar (ISO UTC) of the traders' warm-up history (``--warmup-start`` of
+        trader.py); default ``params.data.start``, the optimizer's first bar, so the live signals
+        continue the optimizer's in-sample computation
     """
 
     def __init__(self, pairs: list[PairSpec], params_path: Path, params: ParamsFile, run_dir: Path,
                  trading_url: str | None, key: str, secret: str, stagger_secs: float = 1.0,
-                 max_restarts: int = 5, live: bool = False, notifier: Any = None, ack_timeout_secs: float = 120.0):
+                 max_restarts: int = 5, live: bool = False, notifier: Any = None, ack_timeout_secs: float = 120.0,
+                 warmup_start: str | None = None):
         self.pairs = pairs
         self.params_path = params_path
         self.params = params
@@ -187,13 +191,15 @@ class Controller:
         self.stop_requested = threading.Event()
         self.bar_queue: "queue.Queue[tuple[str, pd.Timestamp, dict]]" = queue.Queue()
         self.traders: dict[str, TraderProc] = {}
+        self.warmup_start = warmup_start or params.data.start
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         if trading_url is None:
             env["ALPACA_API_KEY"], env["ALPACA_SECRET_KEY"] = key, secret
         for p in pairs:
             cmd = [sys.executable, str(ROOT / "trader.py"), p.y, p.x, "--params", str(params_path),
-                   "--state-dir", str(run_dir / "state"), "--run-id", self.run_id]
+                   "--state-dir", str(run_dir / "state"), "--run-id", self.run_id,
+                   "--warmup-start", str(self.warmup_start)]
             if trading_url:
                 cmd += ["--trading-url", trading_url]
             if live:
@@ -394,21 +400,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def replay_range(bs: BarSet, pf: ParamsFile, start: str | None, end: str | None) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Default replay: from the end of the optimizer's in-sample range (out-of-sample) to the data end.
+    """Replay range of the local exchange: by default the out-of-sample bars after the optimizer's range.
 
-    If the in-sample range reaches the data end, the last month (intraday) or last year (daily) is
+    The exchange's clock starts at ``start``: every bar that has closed by then (bar start + bar
+    length <= ``start``; bars are stamped with their start, as Alpaca's) is history for the traders'
+    warm-up, and every bar starting in ``[start, end]`` is replayed.  The default ``start`` is the
+    start time of the first bar of ``bs`` after ``pf.data.end`` (the last in-sample bar), so the
+    last in-sample bar is history and no bar after it is skipped.  If no bar after the in-sample
+    range starts before ``end``, the last month (intraday) or last year (daily) before ``end`` is
     replayed instead.
+
+    Parameters
+    ----------
+    bs : the bars to replay (already restricted to regular hours)
+    pf : the optimizer's params file (``data.end``: ISO UTC start time of the last in-sample bar)
+    start, end : ``--start`` / ``--end`` (ISO; naive = UTC) or None
+
+    Returns
+    -------
+    (start, end) : tz-aware UTC timestamps
+
+    Raises
+    ------
+    DataError
+        Unparseable times, or an empty range (start >= end).
     """
-    def ts(v: str) -> pd.Timestamp:
-        t = pd.Timestamp(v)
+    def ts(v: str, what: str) -> pd.Timestamp:
+        try:
+            t = pd.Timestamp(v)
+        except (ValueError, TypeError) as e:
+            raise DataError(f"{what}: cannot parse {v!r} as a date/time ({e})") from None
+        if t is pd.NaT:
+            raise DataError(f"{what}: expected an ISO 8601 date/time, got {v!r}")
         return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
-    e = ts(end) if end else bs.end
+    e = ts(end, "--end") if end else bs.end
     if start:
-        s = ts(start)
+        s = ts(start, "--start")
     else:
-        s = ts(pf.data.end) + pd.Timedelta(seconds=1)
-        if s >= e - pd.Timedelta(days=1):
+        in_sample_end = ts(pf.data.end, "data.end of the params file")
+        later = [df.index[df.index > in_sample_end] for df in bs.bars.values()]
+        firsts = [ix[0] for ix in later if len(ix)]
+        s = min(firsts) if firsts else in_sample_end + pd.Timedelta(seconds=bar_seconds(bs.bar_size))
+        if s >= e:  # nothing out-of-sample to replay
             s = e - (pd.DateOffset(years=1) if bar_seconds(bs.bar_size) >= 86400 else pd.DateOffset(months=1))
     if s >= e:
         raise DataError(f"replay range is empty: start {s} >= end {e}")
@@ -504,7 +538,8 @@ def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec]
                        rate_limit_per_min=args.rate_limit_per_min)
     ex.start()
     print(f"replaying {bs.source}\n  symbols {', '.join(symbols)}, {bs.bar_size} bars, regular hours, "
-          f"{start} -> {end} (out-of-sample after the optimizer's range ending {pf.data.end})")
+          f"{start} -> {end} (the optimizer's in-sample range is {pf.data.start} .. {pf.data.end}, last bar "
+          f"start; the traders warm up on every closed bar from {pf.data.start})")
     print(f"local paper exchange on {ex.base_url}; run dir {run_dir}")
     ctl = Controller(tradable, Path(args.params).resolve(), pf, run_dir, ex.base_url, LOCAL_KEY, LOCAL_SECRET,
                      stagger_secs=0.2 if args.stagger_secs is None else args.stagger_secs,

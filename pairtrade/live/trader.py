@@ -44,19 +44,93 @@ Emit = Callable[[dict], None]
 
 
 def warmup_length(params: StrategyParams) -> int:
-    """Bars of history needed before the first decision (the longest signal window + margin)."""
+    """Minimum history before the first decision, bars: the longest signal window + 10.
+
+    Parameters
+    ----------
+    params : strategy parameters (``warmup_bars`` and the ADF, z-score and Hurst windows, bars)
+
+    Returns
+    -------
+    int
+        Bars.  The trader warms up on at least this many aligned bars even when the optimizer's
+        in-sample history (``data.start`` of the params file) is shorter.
+    """
     return int(max(params.warmup_bars, params.adf_window_bars, params.zscore_window_bars,
                    params.hurst_window_bars) + 10)
 
 
 def history_span(n_bars: int, bar_size: str) -> pd.Timedelta:
-    """Calendar time that surely holds ``n_bars`` regular-hours bars (sessions of 6.5 h, 5 per week)."""
+    """Calendar time that surely holds ``n_bars`` regular-hours bars.
+
+    Sessions of 6.5 h, 5 sessions per calendar week, plus 10 % and 7 days for holidays.
+
+    Parameters
+    ----------
+    n_bars : number of bars (>= 0)
+    bar_size : Alpaca timeframe string, e.g. ``"5Min"`` or ``"1Day"``
+
+    Returns
+    -------
+    pandas.Timedelta
+        Whole days.
+
+    Raises
+    ------
+    ValueError
+        ``n_bars`` negative; ``DataError`` for an unknown ``bar_size``.
+    """
+    if n_bars < 0:
+        raise ValueError(f"n_bars must be >= 0, got {n_bars}")
     secs = bar_seconds(bar_size)
     if secs >= 86400:
         sessions = n_bars * secs / 86400
     else:
         sessions = n_bars / max(1.0, 6.5 * 3600 / secs)
     return pd.Timedelta(days=math.ceil(sessions * 7 / 5 * 1.1) + 7)
+
+
+def warmup_frame(frames: dict[str, pd.DataFrame], y: str, x: str, bar_size: str) -> pd.DataFrame:
+    """The aligned closes the signal engine is warmed up on, prepared exactly as the optimizer does.
+
+    Mirrors :func:`pairtrade.backtest.optimize.optimize_pair` (via ``_restrict``): regular-hours
+    filter of each leg when intraday (daily bars are kept as they are), then
+    :func:`pairtrade.data.bars.align` (inner join on the bar start time).
+
+    Parameters
+    ----------
+    frames : ``{symbol: DataFrame}`` of canonical bars (UTC bar start index; open/high/low/close USD)
+    y, x : the legs
+    bar_size : Alpaca timeframe string
+
+    Returns
+    -------
+    DataFrame
+        Columns ``open_y, close_y, open_x, close_x`` (USD) on the common bar start times (UTC).
+
+    Raises
+    ------
+    BrokerError
+        When a leg has no bars.
+    """
+    legs = {}
+    for sym in (y, x):
+        df = frames.get(sym)
+        if df is None or df.empty:
+            raise BrokerError(f"no historical bars for {sym}")
+        legs[sym] = regular_hours(df, bar_size) if bar_seconds(bar_size) < 86400 else df
+    return align(legs[y], legs[x])
+
+
+def _utc(value: Any, what: str) -> pd.Timestamp:
+    """``value`` as a tz-aware UTC timestamp (naive = UTC); ValueError naming ``what`` otherwise."""
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{what}: cannot parse {value!r} as a date/time ({e}); expected ISO 8601") from None
+    if t is pd.NaT:
+        raise ValueError(f"{what}: expected an ISO 8601 date/time, got {value!r}")
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 @dataclass
@@ -79,11 +153,15 @@ class Trader:
     costs : cost model, used to estimate fees in the trade log (USD)
     run_id : short tag making ``client_order_id`` unique across runs on one account
     notifier : Telegram notifier (or a null one)
+    warmup_start : first bar (UTC; ISO string or timestamp) of the history the signals are warmed up on,
+        normally ``data.start`` of ``optimized_params.json`` so that the Kalman filter and the rolling
+        windows have seen the same bars as in the optimizer's backtest; ``None``: only the last
+        :func:`warmup_length` bars
     """
 
     def __init__(self, pair: PairSpec, params: StrategyParams, bar_size: str, broker: AlpacaBroker,
                  store: StateStore, emit: Emit, costs: CostModel | None = None, run_id: str = "pt",
-                 notifier: Any = None):
+                 notifier: Any = None, warmup_start: Any = None):
         from pairtrade.signals.pipeline import SignalEngine
 
         self.pair = pair
@@ -95,6 +173,7 @@ class Trader:
         self.costs = costs or CostModel()
         self.run_id = run_id[:6]
         self.notifier = notifier
+        self.warmup_start = None if warmup_start is None else _utc(warmup_start, "warmup_start")
         self.engine = SignalEngine(params)
         self.state: TraderState = store.load()
         self.strategy = PairStrategy(params, state=self.state.kernel_state or None)
@@ -130,19 +209,46 @@ class Trader:
         self.emit({"type": "ready", "pair": self.pair.pair_id})
 
     def warm_up(self) -> None:
-        """Feed the signal engine with the bars before the venue's clock (alpaca-py historical)."""
+        """Feed the signal engine with every bar that has closed by the venue's clock (alpaca-py historical).
+
+        The history runs from ``warmup_start`` (the optimizer's first bar) to the last bar closed at
+        the venue's clock ``now`` -- Alpaca stamps bars with their start, and a bar is complete once
+        ``start + bar length <= now`` -- so the engine sees the same aligned closes as the optimizer's
+        ``compute_signals`` over its whole range, and the kernel's bar count equals the backtest's
+        bar index (``PairStrategy(bars_seen=...)``).  The history starts at the earlier of
+        ``warmup_start`` and ``now - history_span(warmup_length(params))``, so the signal windows are
+        full even when ``warmup_start`` is late; without ``warmup_start`` only the last
+        :func:`warmup_length` bars are kept.  Regular-hours filter and alignment as the optimizer
+        (:func:`warmup_frame`).  alpaca-py pages through long histories (10,000 bars per request;
+        a year of 5-minute IEX bars of two legs, extended hours included, is about ten requests).
+
+        Raises
+        ------
+        BrokerError
+            No bars for a leg; the venue's errors (see :mod:`pairtrade.broker.alpaca`).
+        """
         now = self.broker.now()
         n = warmup_length(self.params)
-        frames = self.broker.bars([self.pair.y, self.pair.x], now - history_span(n, self.bar_size), now,
+        last_start = now - pd.Timedelta(seconds=bar_seconds(self.bar_size))  # last bar closed by now
+        start = now - history_span(n, self.bar_size)
+        if self.warmup_start is not None and self.warmup_start < start:
+            start = self.warmup_start
+        if start > last_start:
+            raise BrokerError(f"no complete bar between warm-up start {start} and the venue clock {now}")
+        frames = self.broker.bars([self.pair.y, self.pair.x], start.to_pydatetime(), last_start.to_pydatetime(),
                                   self.bar_size)
-        for leg in self.legs:
-            if frames[leg.symbol].empty:
-                raise BrokerError(f"no historical bars for {leg.symbol} before {now}")
-            frames[leg.symbol] = regular_hours(frames[leg.symbol], self.bar_size)
-        df = align(frames[self.pair.y], frames[self.pair.x]).iloc[-n:]
+        for sym in (self.pair.y, self.pair.x):
+            if frames.get(sym) is None or frames[sym].empty:
+                raise BrokerError(f"no historical bars for {sym} from {start} to {last_start} (warm-up)")
+        df = warmup_frame(frames, self.pair.y, self.pair.x, self.bar_size)
+        df = df[df.index <= last_start]  # never a bar still forming at the venue
+        if self.warmup_start is None:
+            df = df.iloc[-n:]
+        if len(df) < n:
+            log.warning("warm-up has %d aligned bars, fewer than the %d the signal windows need", len(df), n)
         self.engine.warm_up(df["close_y"].to_numpy(float), df["close_x"].to_numpy(float))
         if not self.state.kernel_state:
-            # the kernel counts warm-up bars towards params.warmup_bars
+            # the kernel counts warm-up bars towards params.warmup_bars (the backtest's start_index)
             self.strategy = PairStrategy(self.params, bars_seen=len(df))
         if len(df):
             self.last_close = {self.pair.y: float(df["close_y"].iloc[-1]),
@@ -478,7 +584,10 @@ def serve(trader: Trader, lines: Any = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python trader.py Y X --params FILE --trading-url URL --state-dir DIR`` (started by the controller)."""
+    """``python trader.py Y X --params FILE --trading-url URL --state-dir DIR [--warmup-start ISO]``.
+
+    Started by the controller, which passes ``--warmup-start`` = ``data.start`` of the params file.
+    """
     import argparse
     import os
 
@@ -493,6 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", default="state")
     ap.add_argument("--run-id", default="pt")
     ap.add_argument("--live", action="store_true", help="trade the live (real money) account")
+    ap.add_argument("--warmup-start", default=None,
+                    help="first bar (ISO, UTC if naive) of the warm-up history; default: data.start of --params "
+                         "(the optimizer's first bar)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     try:
@@ -509,8 +621,11 @@ def main(argv: list[str] | None = None) -> int:
         from pairtrade.notify import make_notifier
 
         notifier = make_notifier(os.environ.get("TELEGRAM_BOT_TOKEN"), os.environ.get("TELEGRAM_CHAT_ID"))
+        warmup_start = _utc(args.warmup_start or pf.data.start,
+                            "--warmup-start" if args.warmup_start else f"{args.params}: data.start")
         trader = Trader(pair, entry.params, pf.bar_size, broker, StateStore(args.state_dir, pair.pair_id),
-                        _stdout_emit, costs=pf.costs, run_id=args.run_id, notifier=notifier)
+                        _stdout_emit, costs=pf.costs, run_id=args.run_id, notifier=notifier,
+                        warmup_start=warmup_start)
         return serve(trader)
     except (ConfigError, ValueError, BrokerError) as e:
         print(f"trader {args.y}-{args.x}: {e}", file=sys.stderr)
