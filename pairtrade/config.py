@@ -246,6 +246,8 @@ class PairMetrics(_Frozen):
     half_life_bars: float | None = Field(None, description="AR(1) half-life of the in-sample level spread, bars")
     hurst: float | None = Field(None, description="R/S Hurst exponent of the in-sample level spread")
     n_trials: int = Field(0, ge=0, description="spread models x threshold combinations searched per window")
+    n_trials_effective: float | None = Field(None, description="effectively independent trials (participation "
+                                                               "ratio of the trials' correlation eigenvalues)")
     trials_sharpe_std: float | None = Field(None, description="std of the trials' annualised Sharpe ratios")
     walk_forward_windows: int = Field(0, ge=0)
     oos_bars: int = Field(0, ge=0)

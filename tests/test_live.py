@@ -86,7 +86,6 @@ def test_replay_reproduces_the_backtest(tmp_path, equities_5min):
     """Invariant 1: the live path (signals engine, kernel, exchange fills) reproduces the backtest's trades."""
     from pairtrade.backtest.engine import run_backtest
     from pairtrade.data.bars import align, load_bars, regular_hours
-    from pairtrade.live.trader import warmup_length
     from pairtrade.signals.pipeline import compute_signals
 
     pair = [("GS", "MS")]
@@ -101,12 +100,11 @@ def test_replay_reproduces_the_backtest(tmp_path, equities_5min):
     params = StrategyParams(**pf["pairs"]["GS-MS"]["params"])
     bs = load_bars(equities_5min, symbols=["GS", "MS"])
     df = align(regular_hours(bs.bars["GS"], "5Min"), regular_hours(bs.bars["MS"], "5Min"))
-    df = df[df.index <= pd.Timestamp(end, tz="UTC")]
+    # the traders warm up on every bar from the params file's data.start (live = optimizer)
+    df = df[(df.index >= pd.Timestamp(pf["data"]["start"])) & (df.index <= pd.Timestamp(end, tz="UTC"))]
     first = int((df.index < pd.Timestamp(start, tz="UTC")).sum())
-    n = warmup_length(params)
-    df = df.iloc[first - n:]
     sig = compute_signals(df["close_y"].to_numpy(), df["close_x"].to_numpy(), params)
-    res = run_backtest(df, sig, params, CostModel(), start_index=n, bar_size="5Min")
+    res = run_backtest(df, sig, params, CostModel(), start_index=first, bar_size="5Min")
     bt = res.trades
     assert len(bt) > 0
     closed = bt[bt["exit_reason"] != "open"]

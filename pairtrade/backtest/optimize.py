@@ -189,6 +189,35 @@ class Selection:
     min_trades: int | None = None
     cscv_splits: int = DEFAULT_CSCV_SPLITS
     report_all: bool = False
+    effective_trials: bool = True
+
+
+def effective_trials(trial_returns: np.ndarray) -> float:
+    """Effective number of independent trials among correlated ones: the participation ratio
+    ``(sum lambda)^2 / sum lambda^2`` of the eigenvalues of the trials' return correlation matrix.
+
+    N uncorrelated trials give N; N identical trials give 1.  The deflated Sharpe ratio assumes independent
+    trials (Bailey & Lopez de Prado 2014, who suggest estimating the number of effectively independent
+    trials, e.g. by clustering); a threshold grid's trials are strongly correlated, so counting each as
+    independent over-deflates.  Constant columns are dropped.
+
+    Parameters
+    ----------
+    trial_returns : ndarray, shape (T, N)
+
+    Returns
+    -------
+    float in [1, N] (1.0 when fewer than two non-constant trials)
+    """
+    a = np.asarray(trial_returns, dtype=float)
+    if a.ndim != 2 or a.shape[1] < 2:
+        return 1.0
+    a = a[:, a.std(axis=0) > 0]
+    if a.shape[1] < 2 or a.shape[0] < 3:
+        return 1.0
+    lam = np.linalg.eigvalsh(np.corrcoef(a, rowvar=False))
+    lam = np.clip(lam, 0.0, None)
+    return float(min(a.shape[1], max(1.0, lam.sum() ** 2 / float((lam ** 2).sum()))))
 
 
 def optimize_pair(spec: PairSpec, bars: dict[str, pd.DataFrame], source: str, bar_size: str,
@@ -269,11 +298,13 @@ def optimize_pair(spec: PairSpec, bars: dict[str, pd.DataFrame], source: str, ba
         first_is = frame.index.get_loc(pd.Timestamp(wf.windows[0]["is_start"]))
         mat = trial_return_matrix(frame, symbols, variants, grid, costs, bar_size, int(first_is))
         srs = np.asarray(sharpe_ratio(mat), dtype=float)
-        srs = srs[np.isfinite(srs)]
-        var_trials = float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0
+        ok = np.isfinite(srs)
+        var_trials = float(np.var(srs[ok], ddof=1)) if ok.sum() > 1 else 0.0
+        n_eff = effective_trials(mat[:, ok]) if sel.effective_trials else float(mat.shape[1])
         m["trials_sharpe_std"] = _num(math.sqrt(var_trials) * sq)
+        m["n_trials_effective"] = _num(n_eff)
         if np.std(r) > 0:
-            dsr = _num(deflated_sharpe_ratio(r, max(1, len(variants) * len(grid)), var_trials))
+            dsr = _num(deflated_sharpe_ratio(r, max(1, int(round(n_eff))), var_trials))
         m["oos_dsr"] = dsr
         if mat.shape[1] >= 2 and mat.shape[0] >= 2 * sel.cscv_splits:
             try:

@@ -177,7 +177,8 @@ class Controller:
     def __init__(self, pairs: list[PairSpec], params_path: Path, params: ParamsFile, run_dir: Path,
                  trading_url: str | None, key: str, secret: str, stagger_secs: float = 1.0,
                  max_restarts: int = 5, live: bool = False, notifier: Any = None, ack_timeout_secs: float = 120.0,
-                 warmup_start: str | None = None):
+                 warmup_start: str | None = None, demo: bool = False):
+        run_dir = Path(run_dir).resolve()  # traders run with cwd=ROOT: their state must land in this run dir
         self.pairs = pairs
         self.params_path = params_path
         self.params = params
@@ -204,6 +205,8 @@ class Controller:
                 cmd += ["--trading-url", trading_url]
             if live:
                 cmd += ["--live"]
+            if demo:
+                cmd += ["--demo"]
             self.traders[p.pair_id] = TraderProc(p, cmd, env)
         self.symbol_pairs: dict[str, list[str]] = {}
         for p in pairs:
@@ -396,6 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="local exchange: enforce this many REST requests per wall-clock minute (Alpaca: 200)")
     ap.add_argument("--equity-interval-mins", type=float, default=60.0, help="Telegram equity update period")
     ap.add_argument("--env-file", default=".env")
+    ap.add_argument("--trade-rejected", action="store_true",
+                    help="local exchange only: also trade pairs the optimizer rejected (a demo; default on for "
+                         "the embedded data)")
+    ap.add_argument("--no-demo", action="store_true", help="never trade a rejected pair, even on the embedded data")
     return ap
 
 
@@ -477,10 +484,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"controller: {e}", file=sys.stderr)
         return 2
     tradable: list[PairSpec] = []
+    # The embedded demo data (no --data, local exchange) has no cointegrated pair: the demo trades the rejected
+    # pair so the first run shows the whole job, and says so. With any other data a rejected pair is never traded.
+    args.demo = args.exchange == "local" and (args.trade_rejected or (not args.data and not args.no_demo))
     for p in pairs_file.pairs:
         entry = pf.pairs.get(p.pair_id)
         if entry is None:
             print(f"skipping {p.pair_id}: no entry in {args.params} (run optimizer.py)")
+        elif not entry.tradable and args.demo and entry.params is not None:
+            print(f"DEMO: the optimizer rejected {p.pair_id} ({entry.reason}).\n"
+                  f"DEMO: trading it anyway on the local paper exchange, with the parameters of its final "
+                  f"walk-forward window, to show the pipeline. Never trade a rejected pair with money.")
+            tradable.append(p)
         elif not entry.tradable:
             print(f"skipping {p.pair_id}: not tradable ({entry.reason})")
         else:
@@ -543,7 +558,7 @@ def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec]
     print(f"local paper exchange on {ex.base_url}; run dir {run_dir}")
     ctl = Controller(tradable, Path(args.params).resolve(), pf, run_dir, ex.base_url, LOCAL_KEY, LOCAL_SECRET,
                      stagger_secs=0.2 if args.stagger_secs is None else args.stagger_secs,
-                     max_restarts=args.max_restarts, notifier=notifier)
+                     max_restarts=args.max_restarts, notifier=notifier, demo=args.demo)
     _install_signals(ctl)
     streams = start_streams(ctl, LOCAL_KEY, LOCAL_SECRET, ex.data_stream_url, ex.trade_stream_url, symbols, True)
     client = TradingClient(LOCAL_KEY, LOCAL_SECRET, paper=True, url_override=ex.base_url)

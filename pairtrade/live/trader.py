@@ -247,6 +247,7 @@ class Trader:
         if len(df) < n:
             log.warning("warm-up has %d aligned bars, fewer than the %d the signal windows need", len(df), n)
         self.engine.warm_up(df["close_y"].to_numpy(float), df["close_x"].to_numpy(float))
+        self.warm_last = df.index[-1] if len(df) else None  # bars up to here are in the signals already
         if not self.state.kernel_state:
             # the kernel counts warm-up bars towards params.warmup_bars (the backtest's start_index)
             self.strategy = PairStrategy(self.params, bars_seen=len(df))
@@ -459,7 +460,15 @@ class Trader:
         return True
 
     def on_bars(self, t: pd.Timestamp, bars: dict[str, dict]) -> None:
-        """Handle one bar timestamp: settle fills, update signals, decide, submit orders."""
+        """Handle one bar timestamp: settle fills, update signals, decide, submit orders.
+
+        A bar at or before the last warm-up bar (dispatched while this trader started or restarted) is
+        already in the signals and is ignored, so no bar is counted twice.
+        """
+        warm_last = getattr(self, "warm_last", None)
+        if warm_last is not None and t <= warm_last:
+            log.info("bar %s is already in the warm-up history; ignored", t)
+            return
         self.last_t = t
         try:
             self._refresh_pending()
@@ -602,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", default="state")
     ap.add_argument("--run-id", default="pt")
     ap.add_argument("--live", action="store_true", help="trade the live (real money) account")
+    ap.add_argument("--demo", action="store_true",
+                    help="local exchange only: trade a pair the optimizer rejected (its final-window parameters)")
     ap.add_argument("--warmup-start", default=None,
                     help="first bar (ISO, UTC if naive) of the warm-up history; default: data.start of --params "
                          "(the optimizer's first bar)")
@@ -611,9 +622,15 @@ def main(argv: list[str] | None = None) -> int:
         pair = PairSpec(y=args.y, x=args.x)
         pf = load_params(args.params)
         entry = pf.pairs.get(pair.pair_id)
-        if entry is None or not entry.tradable or entry.params is None:
+        demo = args.demo and args.trading_url is not None and not args.live
+        if entry is None or entry.params is None or not (entry.tradable or demo):
             why = "absent" if entry is None else (entry.reason or "no params")
             print(f"trader: pair {pair.pair_id} not tradable in {args.params}: {why}", file=sys.stderr)
+            return 2
+        if entry.params.execution != "next_open":
+            print(f"trader: pair {pair.pair_id}: execution {entry.params.execution!r} is a backtest assumption; "
+                  "live orders are market orders filled at the next available price (next bar's open on the "
+                  "local exchange): re-run optimizer.py with --execution next_open", file=sys.stderr)
             return 2
         key, secret = load_keys(local=args.trading_url is not None)
         broker = AlpacaBroker(key, secret, paper=not args.live, trading_url=args.trading_url,
