@@ -32,7 +32,7 @@ from pairtrade.backtest.metrics import bars_per_year, equity_stats
 from pairtrade.config import CostModel, StrategyParams
 from pairtrade.data.bars import DataError
 from pairtrade.strategy.fill import fill_fee, fill_price
-from pairtrade.strategy.kernel import (HOLD, REASON_NAMES, new_state, params_to_vector, strategy_step,
+from pairtrade.strategy.kernel import (REASON_NAMES, new_state, params_to_vector, strategy_step,
                                        strategy_sync)
 
 # columns of the raw trade record matrix produced by the numba loop

@@ -1,14 +1,19 @@
 """The offline optimizer: ``python optimizer.py`` -> ``optimized_params.json``.
 
-For every pair of ``pairs.json`` it loads bars (``--data`` file, else Alpaca historical bars when
-``ALPACA_API_KEY``/``ALPACA_SECRET_KEY`` are set, else the embedded daily SPX/COMP set), keeps regular
-trading hours, aligns the two legs on the in-sample range, computes the signals once
-(:func:`pairtrade.signals.pipeline.compute_signals`), backtests a grid of entry x exit x stop thresholds with
-costs (:mod:`pairtrade.backtest.grid`), and writes the best thresholds by annualised Sharpe ratio.
+For every pair of ``pairs.json`` it loads bars (``--data`` file, else Alpaca historical bars when keys are set,
+else the embedded daily SPX/COMP set), keeps regular trading hours, aligns the two legs on the in-sample range
+and decides whether the pair is tradable (:func:`optimize_pair`):
 
-A pair is written with ``tradable: false`` and a ``reason`` when a leg is missing from the data, when the
-ADF p-value of its in-sample Kalman spread exceeds ``--adf-max``, when no grid point reaches
-``--min-trades`` closed trades, or when the best in-sample Sharpe ratio is not positive.
+1. cointegration on price levels: Engle-Granger on the in-sample log (or level) prices, both orderings
+   (:func:`pairtrade.research.walkforward.level_statistics`);
+2. a walk-forward of every spread model x entry/exit/stop threshold combination with costs
+   (:func:`pairtrade.research.walkforward.walk_forward`), whose stitched out-of-sample returns must have a
+   positive Sharpe ratio and a deflated Sharpe ratio of at least ``--min-dsr`` after the (effective) number of
+   trials; the probability of backtest overfitting (CSCV) and the cost sensitivity are reported;
+3. the parameters chosen on the final in-sample window are written for the trader.
+
+A pair that fails gets ``tradable: false`` and a ``reason``.  ``--preset NAME`` instead re-runs a published
+example (:mod:`pairtrade.research.presets`).
 
 In-sample range: ``--start``/``--end`` when given; by default everything before the data's final calendar
 month (intraday bars) or final calendar year (daily bars), which is held out so that replaying that final
@@ -39,9 +44,6 @@ from pairtrade.config import (SCHEMA_VERSION, ConfigError, CostModel, DataRange,
 from pairtrade.data.bars import (EMBEDDED_SOURCE, EXCHANGE_TZ, BarSet, DataError, align, bar_seconds, embedded_bars,
                                  load_bars, regular_hours)
 
-DEFAULT_MIN_TRADES = 10
-# A threshold set that trades less than about once a quarter cannot be judged on its in-sample Sharpe.
-SESSIONS_PER_REQUIRED_TRADE = 63
 # Per-bar Hurst gate (--hurst-quantile q): admit a level-spread window only when its R/S Hurst exponent is below
 # the q quantile of the estimator's random-walk null distribution for the same window (pairtrade.signals.hurst).
 #: Kalman delta grid (``--hedge kalman``).  V_w = delta/(1-delta) per bar acts on beta.
