@@ -4,6 +4,7 @@ Usage::
 
     python -m pairtrade.bench signals [--bars N] [--baseline-bars N]
     python -m pairtrade.bench hurst-gate [--window W] [--q Q ...]
+    python -m pairtrade.bench null [--pairs N] [--grid 5min|daily|both] [--jobs 2]
 
 ``signals`` compares the streaming signal core (:class:`pairtrade.signals.pipeline.SignalEngine`) with
 the usual recompute-everything approach, in the same run:
@@ -16,6 +17,10 @@ the usual recompute-everything approach, in the same run:
 * **cold start**: a fresh interpreter that imports the pipeline, builds a ``SignalEngine``, warms it
   up on 390 bars and makes the first update -- once to fill numba's on-disk cache, then measured
   with the warm cache.
+
+``null`` runs the optimizer's CLI defaults on simulated independent random-walk pairs (share marked tradable:
+the false-positive rate) and on cointegrated pairs with known half-lives (share found), see
+:mod:`pairtrade.research.simulate`.
 
 ``hurst-gate`` prints the random-walk null quantiles of the R/S estimator and how often gates
 reject bars on the shared data (pairs' Kalman spreads and single legs, which are near random walks).
