@@ -258,6 +258,11 @@ class PairMetrics(_Frozen):
     oos_psr: float | None = Field(None, description="probabilistic Sharpe ratio vs 0 (Bailey & Lopez de Prado 2012)")
     oos_dsr: float | None = Field(None, description="deflated Sharpe ratio (Bailey & Lopez de Prado 2014)")
     pbo: float | None = Field(None, description="probability of backtest overfitting by CSCV (Bailey et al. 2017)")
+    holdout_sharpe: float | None = Field(None, description="final parameters on the held-out period (the replay)")
+    holdout_return_pct: float | None = None
+    holdout_trades: int = Field(0, ge=0)
+    holdout_pnl_usd: float | None = None
+    holdout_bars: int = Field(0, ge=0)
     oos_sharpe_by_cost: dict[str, float | None] = Field(default_factory=dict,
                                                         description="out-of-sample Sharpe at 0.5x, 1x, 2x costs")
 

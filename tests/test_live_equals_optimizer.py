@@ -192,3 +192,36 @@ def test_controller_default_replay_trades_what_the_optimizer_backtest_trades(tmp
         np.testing.assert_allclose(lt["pnl_usd"], closed["pnl_usd"], atol=1e-5)
         total += len(closed)
     assert total == summary["trades"]
+
+
+def test_optimizer_output_drives_the_replay_to_the_optimizers_holdout_trades(tmp_path, equities_5min):
+    """End to end as a user runs it: optimizer.py writes the params and its own backtest of the held-out month
+    (--holdout-trades); controller.py's default replay of that month trades exactly the same."""
+    pairs = tmp_path / "pairs.json"
+    pairs.write_text(json.dumps([[y, x] for y, x in PAIRS]))
+    env = {k: v for k, v in os.environ.items() if k not in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID")}
+    # selection gates opened so the three (non-cointegrated) pairs get parameters; --trade-rejected trades all
+    opt = subprocess.run([sys.executable, str(ROOT / "optimizer.py"), "--quiet", "--data", str(equities_5min),
+                          "--pairs", str(pairs), "--params", str(tmp_path / "params.json"), "--report-all",
+                          "--holdout-trades", str(tmp_path / "holdout.csv")],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert opt.returncode == 0, opt.stderr[-3000:]
+    want = pd.read_csv(tmp_path / "holdout.csv")
+    assert set(want["pair"]) == {f"{y}-{x}" for y, x in PAIRS} and len(want) > 10
+    r = subprocess.run([sys.executable, str(ROOT / "controller.py"), "--data", str(equities_5min),
+                        "--pairs", str(pairs), "--params", str(tmp_path / "params.json"),
+                        "--run-dir", str(tmp_path / "run"), "--trade-rejected"],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = pd.read_csv(tmp_path / "run" / "trades.csv")
+    for pid, w in want.groupby("pair"):
+        w = w[w["exit_reason"] != "open"].reset_index(drop=True)
+        g = got[got["pair"] == pid].reset_index(drop=True)
+        assert len(g) == len(w) > 0, pid
+        assert list(pd.to_datetime(g["entry_time"], utc=True)) == list(pd.to_datetime(w["entry_decision_time"], utc=True))
+        assert list(g["side"]) == ["long_spread" if s > 0 else "short_spread" for s in w["side"]]
+        assert list(g["qty_y"]) == list(w["qty_y"]) and list(g["qty_x"]) == list(w["qty_x"])
+        for col in ("entry_price_y", "entry_price_x", "exit_price_y", "exit_price_x"):
+            if col in g:
+                np.testing.assert_allclose(g[col], w[col], atol=1e-6, err_msg=f"{pid} {col}")
+        np.testing.assert_allclose(g["pnl_usd"], w["pnl_usd"], atol=1e-5, err_msg=pid)

@@ -252,11 +252,12 @@ def optimize_pair(spec: PairSpec, bars: dict[str, pd.DataFrame], source: str, ba
         if sym not in bars:
             return PairParams(y=spec.y, x=spec.x, tradable=False,
                               reason=f"symbol not in data: {sym} is not in {source}"), info
-    frame = align(bars[spec.y], bars[spec.x])
+    full = align(bars[spec.y], bars[spec.x])
     if start is not None:
-        frame = frame[frame.index >= start]
+        full = full[full.index >= start]
+    frame = full
     if end is not None:
-        frame = frame[frame.index < end] if end_exclusive else frame[frame.index <= end]
+        frame = full[full.index < end] if end_exclusive else full[full.index <= end]
     base = variants[0]
     need = base.warmup_bars + 2 * base.zscore_window_bars
     if len(frame) <= need:
@@ -322,6 +323,8 @@ def optimize_pair(spec: PairSpec, bars: dict[str, pd.DataFrame], source: str, ba
     params = wf.final_params
     if params is not None:
         m.update(sharpe=_num(wf.final_is_sharpe), trades=wf.final_is_trades)
+        if len(full) > len(frame) + 1:
+            m.update(_holdout(full, len(frame), params, costs, (spec.y, spec.x), bar_size, info))
     if reason is None:
         if not wf.windows:
             reason = (f"too short for a walk-forward of {sel.is_sessions} + {sel.oos_sessions} sessions; "
@@ -340,6 +343,28 @@ def optimize_pair(spec: PairSpec, bars: dict[str, pd.DataFrame], source: str, ba
             reason = f"the final in-sample window's best Sharpe ratio {wf.final_is_sharpe:.2f} is not positive"
     return PairParams(y=spec.y, x=spec.x, tradable=reason is None, reason=reason, params=params,
                       metrics=PairMetrics(**m), walk_forward=wf.windows), info
+
+
+def _holdout(full: pd.DataFrame, first: int, params: StrategyParams, costs: CostModel, symbols: tuple[str, str],
+             bar_size: str, info: dict) -> dict:
+    """The final parameters on the held-out bars ``full[first:]``: what the controller's default replay trades.
+
+    The signals run over the whole aligned history from the first in-sample bar (the traders warm up on the
+    same bars), decisions start on the first held-out bar.  The trades go to ``info["holdout_trades"]``.
+    """
+    from pairtrade.backtest.engine import run_backtest
+    from pairtrade.signals.pipeline import compute_signals
+
+    sig = compute_signals(full["close_y"].to_numpy(float), full["close_x"].to_numpy(float), params)
+    res = run_backtest(full, sig, params, costs, start_index=first, bar_size=bar_size, symbols=symbols)
+    tr = res.trades.assign(y=symbols[0], x=symbols[1])
+    for k in ("entry", "exit"):  # the bar whose close decided (what the live trader logs as the trade's time)
+        bars_ = tr[f"{k}_decision_bar"]
+        tr[f"{k}_decision_time"] = [full.index[int(b)] if b == b else pd.NaT for b in bars_]
+    info["holdout_trades"] = tr
+    mt = res.metrics
+    return dict(holdout_sharpe=_num(mt["Sharpe (annualised)"]), holdout_return_pct=_num(mt["Return [%]"]),
+                holdout_trades=int(mt["Trades"]), holdout_pnl_usd=_num(mt["PnL [$]"]), holdout_bars=int(mt["Bars"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--borrow-fee", type=float, default=None, help="short borrow fee, annual %%")
     p.add_argument("--borrow-fee-by-symbol", type=_symbol_rates, default=None,
                    help="per-symbol borrow fee, annual %%: SYM=PCT[,SYM=PCT]")
+    p.add_argument("--holdout-trades", default=None,
+                   help="write the final parameters' trades on the held-out period (what the controller's default "
+                        "replay trades) to this CSV")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -624,12 +652,15 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
         f"deflated Sharpe >= {sel.min_dsr} after {len(variants) * len(grid)} trials")
     out: dict[str, PairParams] = {}
     firsts, lasts = [], []
+    holdout_trades = []
     with tqdm(total=len(pairs), desc="pairs", unit="pair", disable=args.quiet, file=sys.stderr) as bar:
         for spec in pairs:
             pp, info = optimize_pair(spec, bars, barset.source, bar_size, variants, costs, grid, start, end, end_excl,
                                      sel)
             bar.update(1)
             out[spec.pair_id] = pp
+            if "holdout_trades" in info:
+                holdout_trades.append(info["holdout_trades"].assign(pair=spec.pair_id, tradable=pp.tradable))
             if "first" in info:
                 firsts.append(info["first"])
                 lasts.append(info["last"])
@@ -651,6 +682,12 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
                                "cscv_splits": sel.cscv_splits, "hedge": args.hedge,
                                "trials": len(variants) * len(grid)})
     atomic_write_json(args.params, pf)
+    if args.holdout_trades:
+        from pairtrade.config import atomic_write_text
+
+        ht = pd.concat(holdout_trades, ignore_index=True) if holdout_trades else pd.DataFrame()
+        atomic_write_text(args.holdout_trades, ht.to_csv(index=False))
+        log(f"wrote the held-out period's trades of the final parameters to {args.holdout_trades}")
     for line in result_table(out):
         log(line)
     log(f"wrote {args.params} in {time.perf_counter() - t0:.1f} s")
