@@ -36,7 +36,7 @@ from pairtrade.broker.alpaca import (AlpacaBroker, BrokerError, OrderInfo, Order
 from pairtrade.config import CostModel, PairSpec, StrategyParams
 from pairtrade.data.bars import align, bar_seconds, regular_hours
 from pairtrade.live.state import OpenTrade, PendingOrder, StateStore, TraderState
-from pairtrade.strategy.kernel import REASON_NAMES, PairStrategy
+from pairtrade.strategy.kernel import PairStrategy
 
 log = logging.getLogger("pairtrade.trader")
 
@@ -179,6 +179,7 @@ class Trader:
         self.strategy = PairStrategy(params, state=self.state.kernel_state or None)
         self.last_close: dict[str, float] = {}
         self.last_t: pd.Timestamp | None = None
+        self.warm_last: pd.Timestamp | None = None  # last bar of the warm-up history
         self.legs = (Leg("y", pair.y), Leg("x", pair.x))
 
     # ------------------------------------------------------------------------------------------
@@ -465,8 +466,7 @@ class Trader:
         A bar at or before the last warm-up bar (dispatched while this trader started or restarted) is
         already in the signals and is ignored, so no bar is counted twice.
         """
-        warm_last = getattr(self, "warm_last", None)
-        if warm_last is not None and t <= warm_last:
+        if self.warm_last is not None and t <= self.warm_last:
             log.info("bar %s is already in the warm-up history; ignored", t)
             return
         self.last_t = t

@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from pairtrade.backtest.engine import (REASON_OPEN, T_EXIT_REASON, accrual_years, backtest_loop,
+from pairtrade.backtest.engine import (C_SLIP_X, C_SLIP_Y, REASON_OPEN, T_EXIT_REASON, accrual_years, backtest_loop,
                                        cost_vector, default_capital, fill_arrays)
 from pairtrade.backtest.grid import grid_search
 from pairtrade.backtest.metrics import bars_per_year, equity_stats
@@ -231,7 +231,7 @@ def segment_returns(frame: pd.DataFrame, sig: dict, params: StrategyParams, cost
     if qy != 0.0 or qx != 0.0:
         py, px = arrs["close_y"][end - 1], arrs["close_x"][end - 1]
         cost = 0.0
-        for q, p, slip in ((qy, py, cv[0]), (qx, px, cv[1])):
+        for q, p, slip in ((qy, py, cv[C_SLIP_Y]), (qx, px, cv[C_SLIP_X])):
             if q != 0.0:
                 cost += abs(q) * (slip + p * costs.slippage_bps * 1e-4) + abs(q * p) * costs.fee_bps * 1e-4
         e[-1] -= cost
