@@ -518,6 +518,50 @@ def _cost_model(args, bars: dict[str, pd.DataFrame], log: Callable[[str], None])
         raise ConfigError(f"invalid cost option: {e}") from None
 
 
+def selection_from_args(args: argparse.Namespace, daily: bool, is_sessions: int | None = None,
+                        oos_sessions: int | None = None, report_all: bool | None = None) -> Selection:
+    """:class:`Selection` of the command line; walk-forward defaults 60/15 sessions intraday, 756/252 daily."""
+    return Selection(coint_pvalue=args.coint_pvalue, min_dsr=args.min_dsr,
+                     is_sessions=is_sessions or args.wf_is_sessions or (756 if daily else 60),
+                     oos_sessions=oos_sessions or args.wf_oos_sessions or (252 if daily else 15),
+                     anchored=args.anchored, min_trades=args.min_trades, cscv_splits=args.cscv_splits,
+                     report_all=args.report_all if report_all is None else report_all)
+
+
+def base_params(args: argparse.Namespace, bar_size: str, execution: str,
+                log: Callable[[str], None] = lambda _m: None) -> StrategyParams:
+    """The spread model and windows of the command line (before the search fills hedge, thresholds and deltas).
+
+    Raises
+    ------
+    ConfigError
+        An option value out of range (named).
+    """
+    if args.hurst_quantile is not None:
+        from pairtrade.signals.hurst import hurst_null_quantile
+
+        if not 0 < args.hurst_quantile < 1:
+            raise ConfigError(f"--hurst-quantile must be in (0, 1), got {args.hurst_quantile}")
+        window = args.hurst_window or default_params(bar_size).hurst_window_bars
+        args.hurst_max = hurst_null_quantile(window, args.hurst_quantile)
+        log(f"Hurst gate (level spread): H < {args.hurst_max:.4f} (the {args.hurst_quantile:g} quantile of R/S over "
+            f"{window}-bar random walks)")
+    try:
+        base = default_params(bar_size, zscore_window_bars=args.zscore_window, adf_window_bars=args.adf_window,
+                              hurst_window_bars=args.hurst_window, warmup_bars=args.warmup,
+                              dollar_stop_usd=args.dollar_stop, max_notional_usd=args.max_notional,
+                              risk_per_trade_usd=args.risk_per_trade, hurst_max=args.hurst_max,
+                              adf_pvalue_max=args.gate_adf_pvalue, prices=args.prices, spread=args.spread,
+                              zscore=args.zscore if args.zscore != "fixed" else "rolling",
+                              zscore_halflife_bars=args.zscore_halflife, ols_window_bars=args.ols_window,
+                              sizing=args.sizing, execution=execution)
+        if args.zscore == "fixed":  # placeholders until fitted on each in-sample window
+            base = base.model_copy(update={"zscore": "fixed"})
+    except ValueError as e:
+        raise ConfigError(f"invalid option value: {e}") from None
+    return base
+
+
 def _variants(args, base: StrategyParams) -> list[StrategyParams]:
     out = []
     for h in args.hedge:
@@ -597,28 +641,7 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
     if close_only:
         log(f"close-only data: no opens, so orders fill at the next bar's close (--execution {execution})")
     bars = _restrict(barset, symbols)
-    if args.hurst_quantile is not None:
-        from pairtrade.signals.hurst import hurst_null_quantile
-
-        if not 0 < args.hurst_quantile < 1:
-            raise ConfigError(f"--hurst-quantile must be in (0, 1), got {args.hurst_quantile}")
-        window = args.hurst_window or default_params(bar_size).hurst_window_bars
-        args.hurst_max = hurst_null_quantile(window, args.hurst_quantile)
-        log(f"Hurst gate (level spread): H < {args.hurst_max:.4f} (the {args.hurst_quantile:g} quantile of R/S over "
-            f"{window}-bar random walks)")
-    try:
-        base = default_params(bar_size, zscore_window_bars=args.zscore_window, adf_window_bars=args.adf_window,
-                              hurst_window_bars=args.hurst_window, warmup_bars=args.warmup,
-                              dollar_stop_usd=args.dollar_stop, max_notional_usd=args.max_notional,
-                              risk_per_trade_usd=args.risk_per_trade, hurst_max=args.hurst_max,
-                              adf_pvalue_max=args.gate_adf_pvalue, prices=args.prices, spread=args.spread,
-                              zscore=args.zscore if args.zscore != "fixed" else "rolling",
-                              zscore_halflife_bars=args.zscore_halflife, ols_window_bars=args.ols_window,
-                              sizing=args.sizing, execution=execution)
-        if args.zscore == "fixed":
-            base = base.model_copy(update={"zscore": "fixed"})
-    except ValueError as e:
-        raise ConfigError(f"invalid option value: {e}") from None
+    base = base_params(args, bar_size, execution, log)
     present = [df for s, df in bars.items() if len(df)]
     if not present:
         raise DataError(f"none of the symbols {symbols} is in {barset.source}")
@@ -641,11 +664,7 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
     grid = threshold_grid(args.entry_z, args.exit_z, args.stop_z)
     if not grid:
         raise ConfigError("the threshold grid is empty: need exit_z < entry_z < stop_z for some combination")
-    sel = Selection(coint_pvalue=args.coint_pvalue, min_dsr=args.min_dsr,
-                    is_sessions=args.wf_is_sessions or (756 if daily else 60),
-                    oos_sessions=args.wf_oos_sessions or (252 if daily else 15), anchored=args.anchored,
-                    min_trades=args.min_trades, cscv_splits=args.cscv_splits,
-                    report_all=args.report_all or barset.source == EMBEDDED_SOURCE)
+    sel = selection_from_args(args, daily, report_all=args.report_all or barset.source == EMBEDDED_SOURCE)
 
     log(f"selection: Engle-Granger p <= {sel.coint_pvalue} on {args.prices} prices (both orderings); walk-forward "
         f"{sel.is_sessions} / {sel.oos_sessions} sessions ({'anchored' if sel.anchored else 'rolling'}), "

@@ -133,6 +133,23 @@ def validate_bars(df: pd.DataFrame, symbol: str, origin: str) -> pd.DataFrame:
     return df
 
 
+def parse_utc(value, what: str) -> pd.Timestamp:
+    """``value`` (ISO 8601 text or a timestamp) as a tz-aware UTC timestamp; naive values are UTC.
+
+    Raises
+    ------
+    DataError
+        Unparseable or empty value; the message names ``what`` (an option or a file field).
+    """
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{what}: cannot parse {value!r} as a date/time ({e}); expected ISO 8601") from None
+    if t is pd.NaT:
+        raise DataError(f"{what}: expected an ISO 8601 date/time, got {value!r}")
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
 def _to_utc(ts: pd.Series | pd.DatetimeIndex, tz: str) -> pd.DatetimeIndex:
     idx = pd.DatetimeIndex(pd.to_datetime(ts, utc=False, format="mixed"))
     if idx.tz is None:

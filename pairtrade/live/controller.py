@@ -42,7 +42,7 @@ from typing import Any
 import pandas as pd
 
 from pairtrade.config import ConfigError, PairSpec, ParamsFile, load_pairs, load_params
-from pairtrade.data.bars import BarSet, DataError, bar_seconds, regular_hours
+from pairtrade.data.bars import BarSet, DataError, bar_seconds, parse_utc, regular_hours
 
 log = logging.getLogger("pairtrade.controller")
 ROOT = Path(__file__).resolve().parents[2]
@@ -432,15 +432,7 @@ def replay_range(bs: BarSet, pf: ParamsFile, start: str | None, end: str | None)
     DataError
         Unparseable times, or an empty range (start >= end).
     """
-    def ts(v: str, what: str) -> pd.Timestamp:
-        try:
-            t = pd.Timestamp(v)
-        except (ValueError, TypeError) as e:
-            raise DataError(f"{what}: cannot parse {v!r} as a date/time ({e})") from None
-        if t is pd.NaT:
-            raise DataError(f"{what}: expected an ISO 8601 date/time, got {v!r}")
-        return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-
+    ts = parse_utc
     e = ts(end, "--end") if end else bs.end
     if start:
         s = ts(start, "--start")

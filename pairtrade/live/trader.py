@@ -34,7 +34,7 @@ import pandas as pd
 from pairtrade.broker.alpaca import (AlpacaBroker, BrokerError, OrderInfo, OrderRejected,
                                      TemporaryBrokerError, order_info)
 from pairtrade.config import CostModel, PairSpec, StrategyParams
-from pairtrade.data.bars import align, bar_seconds, regular_hours
+from pairtrade.data.bars import align, bar_seconds, parse_utc, regular_hours
 from pairtrade.live.state import OpenTrade, PendingOrder, StateStore, TraderState
 from pairtrade.strategy.kernel import PairStrategy
 
@@ -123,14 +123,8 @@ def warmup_frame(frames: dict[str, pd.DataFrame], y: str, x: str, bar_size: str)
 
 
 def _utc(value: Any, what: str) -> pd.Timestamp:
-    """``value`` as a tz-aware UTC timestamp (naive = UTC); ValueError naming ``what`` otherwise."""
-    try:
-        t = pd.Timestamp(value)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{what}: cannot parse {value!r} as a date/time ({e}); expected ISO 8601") from None
-    if t is pd.NaT:
-        raise ValueError(f"{what}: expected an ISO 8601 date/time, got {value!r}")
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    """``value`` as a tz-aware UTC timestamp (naive = UTC); a ``DataError`` (ValueError) naming ``what``."""
+    return parse_utc(value, what)
 
 
 @dataclass

@@ -335,37 +335,14 @@ def optimizer_defaults(bar_size: str, argv: Sequence[str] = (), is_sessions: int
         Unparseable ``argv`` (argparse).
     """
     from pairtrade.backtest.grid import threshold_grid
-    from pairtrade.backtest.optimize import Selection, _cost_model, _variants, build_parser, default_params
-    from pairtrade.config import ConfigError
+    from pairtrade.backtest.optimize import _cost_model, _variants, base_params, build_parser, selection_from_args
 
     args = build_parser().parse_args(["--bar-size", bar_size, *argv])
-    daily = bar_seconds(bar_size) >= 86400
-    if args.hurst_quantile is not None:
-        from pairtrade.signals.hurst import hurst_null_quantile
-
-        window = args.hurst_window or default_params(bar_size).hurst_window_bars
-        args.hurst_max = hurst_null_quantile(window, args.hurst_quantile)
-    try:
-        base = default_params(bar_size, zscore_window_bars=args.zscore_window, adf_window_bars=args.adf_window,
-                              hurst_window_bars=args.hurst_window, warmup_bars=args.warmup,
-                              dollar_stop_usd=args.dollar_stop, max_notional_usd=args.max_notional,
-                              risk_per_trade_usd=args.risk_per_trade, hurst_max=args.hurst_max,
-                              adf_pvalue_max=args.gate_adf_pvalue, prices=args.prices, spread=args.spread,
-                              zscore=args.zscore if args.zscore != "fixed" else "rolling",
-                              zscore_halflife_bars=args.zscore_halflife, ols_window_bars=args.ols_window,
-                              sizing=args.sizing, execution=args.execution or "next_open")
-        if args.zscore == "fixed":
-            base = base.model_copy(update={"zscore": "fixed"})
-    except ValueError as e:
-        raise ConfigError(f"invalid option value: {e}") from None
+    base = base_params(args, bar_size, args.execution or "next_open")
     costs = _cost_model(args, {}, lambda _msg: None)  # no bars: '--slippage half-spread' falls back to the default
     variants = _variants(args, base)
     grid = threshold_grid(args.entry_z, args.exit_z, args.stop_z)
-    sel = Selection(coint_pvalue=args.coint_pvalue, min_dsr=args.min_dsr,
-                    is_sessions=is_sessions or args.wf_is_sessions or (756 if daily else 60),
-                    oos_sessions=oos_sessions or args.wf_oos_sessions or (252 if daily else 15),
-                    anchored=args.anchored, min_trades=args.min_trades, cscv_splits=args.cscv_splits,
-                    report_all=args.report_all)
+    sel = selection_from_args(args, bar_seconds(bar_size) >= 86400, is_sessions, oos_sessions)
     return OptimizerSetup(bar_size, tuple(variants), costs, tuple(grid), sel)
 
 
