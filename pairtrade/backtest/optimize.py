@@ -636,10 +636,10 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
     bar_size = barset.bar_size
     daily = bar_seconds(bar_size) >= 86400
     log(f"data: {barset.source} ({bar_size} bars, {barset.start} to {barset.end})")
-    close_only = bool(getattr(barset, "close_only", False))
-    execution = args.execution or ("next_close" if close_only else "next_open")
-    if close_only:
-        log(f"close-only data: no opens, so orders fill at the next bar's close (--execution {execution})")
+    execution = args.execution or "next_open"
+    if barset.close_only and execution == "next_open":
+        log("close-only data: each bar's open = high = low = close, so an order decided on a bar's close fills at "
+            "the next bar's close (in the backtest and on the local exchange)")
     bars = _restrict(barset, symbols)
     base = base_params(args, bar_size, execution, log)
     present = [df for s, df in bars.items() if len(df)]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -387,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="local: in-process paper exchange replaying bars; alpaca: Alpaca with keys from .env")
     ap.add_argument("--live", action="store_true", help="with --exchange alpaca: trade the LIVE (real money) account")
     ap.add_argument("--data", default=None, help="bars file to replay (default: the embedded arch data)")
+    ap.add_argument("--price-column", default=None,
+                    help="price column of --data, as given to optimizer.py (e.g. 'Adj Close')")
     ap.add_argument("--start", default=None,
                     help="replay start (ISO, UTC if naive); default: end of the optimizer's in-sample range")
     ap.add_argument("--end", default=None, help="replay end (ISO); default: end of the data")
@@ -531,13 +534,13 @@ def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec]
     from pairtrade.exchange import LocalExchange
     from pairtrade.live.secrets import LOCAL_KEY, LOCAL_SECRET
 
-    bs = load_bars(args.data, symbols=symbols) if args.data else embedded_bars()
+    bs = load_bars(args.data, symbols=symbols, price_column=args.price_column) if args.data else embedded_bars()
     for s in symbols:
         bs.require(s)
     if bs.bar_size != pf.bar_size:
         raise DataError(f"{args.data or 'embedded data'} has {bs.bar_size} bars but {args.params} was optimised on "
                         f"{pf.bar_size} bars; run optimizer.py on the same data")
-    bs = BarSet({s: regular_hours(bs.bars[s], bs.bar_size) for s in symbols}, bs.source, bs.bar_size)
+    bs = dataclasses.replace(bs, bars={s: regular_hours(bs.bars[s], bs.bar_size) for s in symbols})
     start, end = replay_range(bs, pf, args.start, args.end)
     # The lockstep replay compresses weeks into seconds, so Alpaca's 200 requests/min (wall clock) would
     # throttle a replay that is well within budget in market time; --rate-limit-per-min turns it on.
