@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -277,6 +277,25 @@ class PairParams(_Frozen):
     params: StrategyParams | None = None
     metrics: PairMetrics | None = None
     walk_forward: list[dict[str, Any]] = Field(default_factory=list, description="one row per walk-forward window")
+
+    #: thresholds a params file must state: never taken from the :class:`StrategyParams` defaults
+    REQUIRED_THRESHOLDS: ClassVar[tuple[str, ...]] = ("entry_z", "exit_z", "stop_z")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _thresholds_given(cls, data: Any) -> Any:
+        """A ``params`` mapping read from a file must give entry_z, exit_z and stop_z (z-score units).
+
+        ``StrategyParams()`` built in code keeps its defaults; only a raw mapping (a JSON file) is checked,
+        so a hand-edited file without a threshold is an error, never a silent 2.0 / 0.5 / 4.0.
+        """
+        if isinstance(data, dict) and isinstance(data.get("params"), dict):
+            missing = [k for k in cls.REQUIRED_THRESHOLDS if k not in data["params"]]
+            if missing:
+                raise ValueError(f"params.{', params.'.join(missing)} missing: a threshold is never defaulted; "
+                                 f"expected {', '.join(cls.REQUIRED_THRESHOLDS)} in z-score units as "
+                                 f"optimizer.py writes them")
+        return data
 
     @model_validator(mode="after")
     def _reason(self) -> "PairParams":

@@ -632,6 +632,12 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
         start = _parse_time(args.start, "--start", False)[0]
     if args.end:
         end, end_excl = _parse_time(args.end, "--end", True)
+    for opt, value, t in (("--start", args.start, start), ("--end", args.end, end)):
+        if value and pd.isna(t):
+            raise ConfigError(f"{opt}: expected a date/time such as 2025-06-30, got {value!r}")
+    if start is not None and end is not None and (start >= end if end_excl else start > end):
+        raise ConfigError(f"--start {args.start} is after --end {args.end}: the in-sample range "
+                          f"{start} .. {end} (UTC) is empty; expected --start before --end")
     barset = load_market_data(args, symbols, log)
     bar_size = barset.bar_size
     daily = bar_seconds(bar_size) >= 86400
@@ -650,6 +656,10 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
         end = holdout_cutoff(last, bar_size)
         log(f"in-sample: bars before {end.tz_convert(EXCHANGE_TZ).date()} (New York); the final "
             f"{'year' if daily else 'month'} is held out for out-of-sample replay")
+        if start is not None and start >= end:
+            raise ConfigError(f"--start {args.start} is not before the default in-sample end {end} (UTC; the final "
+                              f"{'year' if daily else 'month'} of {barset.source}, from {end}, is held out); "
+                              f"expected an earlier --start, or give --end")
 
     def in_sample(df: pd.DataFrame) -> pd.DataFrame:
         keep = np.ones(len(df), dtype=bool)
@@ -659,6 +669,11 @@ def run(argv: Sequence[str] | None = None, log: Callable[[str], None] = print) -
             keep &= (df.index < end) if end_excl else (df.index <= end)
         return df[keep]
 
+    if not any(len(in_sample(df)) for df in present):
+        raise ConfigError(f"no bar of {', '.join(symbols)} in {barset.source} lies in the in-sample range "
+                          f"{start if start is not None else 'start of data'} .. {end} (UTC); the data run from "
+                          f"{min(df.index[0] for df in present)} to {max(df.index[-1] for df in present)}: "
+                          f"expected --start/--end inside the data")
     costs = _cost_model(args, {s: in_sample(df) for s, df in bars.items()}, log)  # estimated in-sample only
     variants = _variants(args, base)
     grid = threshold_grid(args.entry_z, args.exit_z, args.stop_z)

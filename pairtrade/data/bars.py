@@ -8,7 +8,8 @@ the bar's **start** time, strictly increasing, no duplicates), float64 columns
 
 Errors
 ------
-:class:`DataError` (a ``ValueError``) names the file, column or symbol at fault.
+:class:`DataError` (a ``ValueError``) names the file, column or symbol at fault, and the time and
+file line of the first bad row where there is one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -26,7 +28,8 @@ EXCHANGE_TZ = "America/New_York"
 
 
 class DataError(ValueError):
-    """Bad market data: missing file, column or symbol, NaN or non-positive prices."""
+    """Bad market data: missing file, column or symbol, non-numeric, NaN or non-positive prices, unparseable
+    times, or two rows of one symbol at one time with different values."""
 
 
 @dataclass(frozen=True)
@@ -128,8 +131,13 @@ def validate_bars(df: pd.DataFrame, symbol: str, origin: str) -> pd.DataFrame:
                 f"{origin}: symbol {symbol}: column {c!r} has {int(bad.sum())} NaN or non-positive "
                 f"price(s), first at {df.index[i]} (value {v[i]}); expected finite prices > 0"
             )
+    if df.index.hasnans:
+        raise DataError(f"{origin}: symbol {symbol}: a timestamp is missing (NaT); expected one per bar")
     if not df.index.is_monotonic_increasing or df.index.has_duplicates:
-        raise DataError(f"{origin}: symbol {symbol}: timestamps must be strictly increasing")
+        t = df.index.asi8  # ns since the epoch
+        i = int(np.argmax(t[1:] <= t[:-1])) + 1  # first bar not after its predecessor
+        raise DataError(f"{origin}: symbol {symbol}: timestamps must be strictly increasing; bar {i} at "
+                        f"{df.index[i]} follows {df.index[i - 1]}")
     return df
 
 
@@ -193,20 +201,69 @@ def _time_column(cols: dict[str, str], dups: set[str], path: Path) -> str | None
     return None
 
 
+def _line(values: pd.Series, i: int) -> int:
+    """File line of the ``i``-th element of a column read by :func:`pandas.read_csv` (header = line 1)."""
+    return int(values.index[i]) + 2
+
+
 def _times(values: pd.Series, tz: str, path: Path, col: str) -> pd.DatetimeIndex:
+    expected = "expected ISO 8601 dates or date-times such as 2025-07-02 or 2025-07-02 09:30:00"
+    empty = values.isna().to_numpy()
+    if empty.any():
+        i = int(np.argmax(empty))
+        raise DataError(f"{path}: column {col!r}: empty time at line {_line(values, i)}; {expected}")
     try:
         return _to_utc(values, tz)
     except (ValueError, TypeError, OverflowError) as e:
-        raise DataError(f"{path}: column {col!r}: cannot parse the timestamps ({e}); expected ISO 8601 "
-                        f"dates or date-times such as 2025-07-02 or 2025-07-02 09:30:00") from None
+        bad = pd.to_datetime(values, format="mixed", errors="coerce").isna().to_numpy()
+        where = f", first {values.iloc[int(np.argmax(bad))]!r} at line {_line(values, int(np.argmax(bad)))}" \
+            if bad.any() else ""
+        raise DataError(f"{path}: column {col!r}: cannot parse the timestamps{where} ({e}); {expected}") from None
 
 
-def _floats(values: pd.Series, path: Path, col: str, symbol: str | None = None) -> np.ndarray:
+def _floats(values: pd.Series, path: Path, col: str, symbol: str | None = None,
+            times: pd.Series | None = None) -> np.ndarray:
+    """``values`` as float64 (empty cells become NaN); DataError naming the first non-numeric cell.
+
+    ``times`` (the same rows' time column, as written in the file) is quoted in the message.
+    """
     try:
         return pd.to_numeric(values, errors="raise").to_numpy(dtype=float)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError):
         who = f"symbol {symbol}: " if symbol else ""
-        raise DataError(f"{path}: {who}column {col!r} is not numeric ({e}); expected prices in USD") from None
+        bad = (pd.to_numeric(values, errors="coerce").isna() & values.notna()).to_numpy()
+        i = int(np.argmax(bad))
+        when = f" (time {times.iloc[i]})" if times is not None else ""
+        raise DataError(f"{path}: {who}column {col!r} has {int(bad.sum())} non-numeric value(s), first "
+                        f"{values.iloc[i]!r} at line {_line(values, i)}{when}; expected numbers (prices in "
+                        f"USD, volume in shares)") from None
+
+
+def _drop_exact_duplicates(df: pd.DataFrame, lines: np.ndarray, path: Path, symbol: str,
+                           duplicates: str = "error") -> pd.DataFrame:
+    """One row per timestamp: rows repeated identically (every column equal, NaN equal to NaN) are kept
+    once; two rows of ``symbol`` at the same time with any different value raise :class:`DataError` naming
+    the file, the symbol, the time (UTC bar start), the file lines and the differing values, unless
+    ``duplicates`` is ``"first"`` or ``"last"`` (keep that row, in file order)."""
+    dup = df.index.duplicated(keep=False)
+    if not dup.any():
+        return df
+    if duplicates in ("first", "last"):
+        return df[~df.index.duplicated(keep=duplicates)]
+    rows = df[dup]
+    distinct = rows[~rows.reset_index().duplicated().to_numpy()]  # identical repeats count once
+    conflict = distinct.index.duplicated(keep=False)
+    if conflict.any():
+        t = distinct.index[int(np.argmax(conflict))]
+        same = df.index == t
+        at = df[same]
+        diff = [c for c in df.columns if at[c].nunique(dropna=False) > 1]
+        shown = "; ".join(f"{c} " + " / ".join(f"{v:g}" for v in at[c]) for c in diff)
+        raise DataError(f"{path}: symbol {symbol}: {int(same.sum())} rows for the bar at {t} (lines "
+                        f"{', '.join(str(int(n)) for n in lines[same])}) with different values ({shown}); "
+                        f"expected one bar per symbol and time (rows repeated with identical values are "
+                        f"dropped); remove the wrong row")
+    return df[~df.index.duplicated(keep="first")]
 
 
 def _check_symbols(path: Path, symbols: list[str] | None, available: set[str]) -> set[str] | None:
@@ -221,7 +278,8 @@ def _check_symbols(path: Path, symbols: list[str] | None, available: set[str]) -
 
 
 def load_bars(path: str | Path, symbols: list[str] | None = None, tz: str = EXCHANGE_TZ,
-              drop_bad_rows: bool = True, price_column: str | None = None) -> BarSet:
+              drop_bad_rows: bool = True, price_column: str | None = None,
+              duplicates: Literal["error", "first", "last"] = "error") -> BarSet:
     """Load bars from a CSV/CSV.gz file.
 
     Column names are matched case-insensitively.  The time column may be called ``datetime``,
@@ -254,8 +312,14 @@ def load_bars(path: str | Path, symbols: list[str] | None = None, tz: str = EXCH
     drop_bad_rows : long format: rows whose open, high, low and close are all empty (minutes with
         quotes but no trade) are dropped; wide format: empty cells (before a listing) are dropped. Any
         other NaN or non-positive price raises :class:`DataError`.
+        Duplicates: rows of one symbol repeated at the same time with identical values in every column
+        are exact duplicates and kept once, silently.
     price_column : name of the column to use as the price (case-insensitive), e.g. ``"Adj Close"``;
         ``None`` uses ``close``.  Not applicable to the wide layout (must be ``None`` there).
+    duplicates : two rows of one symbol at one time that differ in any value (after ``drop_bad_rows``):
+        ``"error"`` (default) raises :class:`DataError` naming the file, the symbol, the time and the file
+        lines, so a conflict is never resolved silently; ``"first"`` / ``"last"`` keep the first / last
+        such row in file order (a deliberate choice by the caller).
 
     Returns
     -------
@@ -269,10 +333,14 @@ def load_bars(path: str | Path, symbols: list[str] | None = None, tz: str = EXCH
     DataError
         File missing or unreadable; no time column (the message lists the accepted names); a
         required column missing; ``price_column`` absent (names the file, the column and the columns
-        present) or given for a wide file; requested symbol absent; unparseable time; non-numeric,
-        NaN or non-positive prices.
+        present) or given for a wide file; requested symbol absent; empty or unparseable time;
+        non-numeric, NaN or non-positive prices; two rows of one symbol at one time with different
+        values.  The message names the file, the symbol and column, and the first bad row's time and
+        file line.
     """
     path = Path(path)
+    if duplicates not in ("error", "first", "last"):
+        raise ValueError(f"duplicates must be 'error', 'first' or 'last', got {duplicates!r}")
     if not path.exists():
         raise DataError(f"{path}: data file not found")
     try:
@@ -289,7 +357,8 @@ def load_bars(path: str | Path, symbols: list[str] | None = None, tz: str = EXCH
     out: Bars = {}
     scol = _column(cols, dups, "symbol", path)
     if scol is not None:
-        close_only = _load_long(raw, path, cols, dups, scol, tcol, symbols, tz, drop_bad_rows, price_column, out)
+        close_only = _load_long(raw, path, cols, dups, scol, tcol, symbols, tz, drop_bad_rows, price_column, out,
+                                duplicates)
     else:
         if price_column is not None:
             raise DataError(f"{path}: price_column {price_column!r} is not applicable to a wide file (column "
@@ -301,12 +370,15 @@ def load_bars(path: str | Path, symbols: list[str] | None = None, tz: str = EXCH
         for sym, c in names.items():
             if wanted is not None and sym not in wanted:
                 continue
-            v = _floats(raw[c], path, c, sym)
+            v = _floats(raw[c], path, c, sym, raw[tcol])
             df = pd.DataFrame({"open": v, "high": v, "low": v, "close": v, "volume": np.zeros_like(v)},
                               index=idx)
             df.index.name = "timestamp"
+            lines = raw.index.to_numpy() + 2
             if drop_bad_rows:
-                df = df[np.isfinite(v)]
+                keep = np.isfinite(v)
+                df, lines = df[keep], lines[keep]
+            df = _drop_exact_duplicates(df, lines, path, sym, duplicates)
             out[sym] = validate_bars(df, sym, str(path))
     if not out:
         raise DataError(f"{path}: no bars")
@@ -317,7 +389,7 @@ def load_bars(path: str | Path, symbols: list[str] | None = None, tz: str = EXCH
 
 def _load_long(raw: pd.DataFrame, path: Path, cols: dict[str, str], dups: set[str], scol: str, tcol: str,
                symbols: list[str] | None, tz: str, drop_bad_rows: bool, price_column: str | None,
-               out: Bars) -> bool:
+               out: Bars, duplicates: str = "error") -> bool:
     """Fill ``out`` from a long file (see :func:`load_bars`); return True when the file is close-only."""
     ohl = {c: _column(cols, dups, c, path) for c in ("open", "high", "low")}
     close = _column(cols, dups, "close", path)
@@ -348,13 +420,14 @@ def _load_long(raw: pd.DataFrame, path: Path, cols: dict[str, str], dups: set[st
     for sym, g in raw.groupby(sym_upper, sort=True):
         sym = str(sym)
         idx = _times(g[tcol], tz, path, tcol)
-        p = _floats(g[price], path, price, sym)
+        tm = g[tcol]
+        p = _floats(g[price], path, price, sym, tm)
         if close_only:
             o = h = lo = p
         else:
-            o, h, lo = (_floats(g[ohl[c]], path, ohl[c], sym) for c in ("open", "high", "low"))
+            o, h, lo = (_floats(g[ohl[c]], path, ohl[c], sym, tm) for c in ("open", "high", "low"))
             if price != close:  # back-adjust the bar by adjusted / raw close
-                c = _floats(g[close], path, close, sym)
+                c = _floats(g[close], path, close, sym, tm)
                 bad = np.isfinite(p) & ~(np.isfinite(c) & (c > 0))
                 if bad.any():
                     i = int(np.argmax(bad))
@@ -365,15 +438,17 @@ def _load_long(raw: pd.DataFrame, path: Path, cols: dict[str, str], dups: set[st
                 with np.errstate(divide="ignore", invalid="ignore"):
                     f = p / c
                 o, h, lo = o * f, h * f, lo * f
-        v = _floats(g[volume], path, volume, sym) if volume is not None else np.zeros(len(g))
+        v = _floats(g[volume], path, volume, sym, tm) if volume is not None else np.zeros(len(g))
         df = pd.DataFrame({"open": o, "high": h, "low": lo, "close": p, "volume": v}, index=idx)
         for q in QUOTE_COLUMNS:  # quotes ride along (half-spread cost estimates), never used as prices
             if cols.get(q) is not None and q not in dups:
-                df[q] = _floats(g[cols[q]], path, cols[q], sym)
+                df[q] = _floats(g[cols[q]], path, cols[q], sym, tm)
         df.index.name = "timestamp"
+        lines = g.index.to_numpy() + 2
         if drop_bad_rows:  # a minute without any trade (quotes only): all four prices empty
-            df = df[np.isfinite(df[["open", "high", "low", "close"]].to_numpy()).any(axis=1)]
-        df = df[~df.index.duplicated(keep="last")].sort_index()
+            keep = np.isfinite(df[["open", "high", "low", "close"]].to_numpy()).any(axis=1)
+            df, lines = df[keep], lines[keep]
+        df = _drop_exact_duplicates(df, lines, path, sym, duplicates).sort_index()
         out[sym] = validate_bars(df, sym, str(path))
     return close_only
 

@@ -418,7 +418,14 @@ def replay_range(bs: BarSet, pf: ParamsFile, start: str | None, end: str | None)
     start time of the first bar of ``bs`` after ``pf.data.end`` (the last in-sample bar), so the
     last in-sample bar is history and no bar after it is skipped.  If no bar after the in-sample
     range starts before ``end``, the last month (intraday) or last year (daily) before ``end`` is
-    replayed instead.
+    replayed instead (never starting before the first allowed time below).
+
+    The first allowed start is the time by which every symbol of ``bs`` has one closed bar (the
+    latest first-bar start + one bar length): a trader needs history to warm up on, and a start
+    before it (before the data) would make every trader fail its warm-up and be restarted until it
+    is given up.  An explicit ``start`` at or before the last in-sample bar is allowed (it replays
+    bars the optimizer chose its parameters on, so those results are in-sample) and logged as a
+    warning naming the first out-of-sample bar.
 
     Parameters
     ----------
@@ -433,21 +440,50 @@ def replay_range(bs: BarSet, pf: ParamsFile, start: str | None, end: str | None)
     Raises
     ------
     DataError
-        Unparseable times, or an empty range (start >= end).
+        Unparseable times; a symbol without bars; a start before the first allowed time (the message
+        names it, the data's first bar and the default start); an empty range (start >= end); no bar
+        starting in ``[start, end]``.
     """
     ts = parse_utc
+    empty = sorted(sym for sym, df in bs.bars.items() if not len(df))
+    if empty or not bs.bars:
+        raise DataError(f"{bs.source}: no bars in regular trading hours for {', '.join(empty) or 'any symbol'}; "
+                        f"expected bars inside the exchange's sessions to replay")
+    step = pd.Timedelta(seconds=bar_seconds(bs.bar_size))
+    first_sym, first_bar = max(((sym, df.index[0]) for sym, df in bs.bars.items()), key=lambda kv: kv[1])
+    first_allowed = first_bar + step  # every symbol has at least one closed bar of history by then
+    in_sample_end = ts(pf.data.end, "data.end of the params file")
+    later = [df.index[df.index > in_sample_end] for df in bs.bars.values()]
+    firsts = [ix[0] for ix in later if len(ix)]
+    oos_start = min(firsts) if firsts else in_sample_end + step  # the first out-of-sample bar
     e = ts(end, "--end") if end else bs.end
     if start:
         s = ts(start, "--start")
+        if s < first_allowed:
+            raise DataError(
+                f"--start {start} ({s} UTC) is before the first allowed time {first_allowed} UTC: {bs.source} "
+                f"begins with {first_sym}'s bar at {first_bar}, and the traders warm up on the bars closed by the "
+                f"start; expected --start >= {first_allowed} (default: {max(oos_start, first_allowed)}, the "
+                f"first bar after the optimizer's in-sample range)")
+        if s <= in_sample_end:
+            log.warning("--start %s is inside the optimizer's in-sample range (last in-sample bar %s): the replay "
+                        "until then trades bars the parameters were chosen on (in-sample results); the first "
+                        "out-of-sample bar starts at %s", s, in_sample_end, oos_start)
     else:
-        in_sample_end = ts(pf.data.end, "data.end of the params file")
-        later = [df.index[df.index > in_sample_end] for df in bs.bars.values()]
-        firsts = [ix[0] for ix in later if len(ix)]
-        s = min(firsts) if firsts else in_sample_end + pd.Timedelta(seconds=bar_seconds(bs.bar_size))
+        s = oos_start
+        if s < first_allowed:
+            raise DataError(
+                f"the params file's in-sample range ends at {pf.data.end}, before {bs.source} begins "
+                f"({first_sym}'s first bar at {first_bar}): the traders would have no history to warm up on; "
+                f"run optimizer.py on this data, or give --start >= {first_allowed} UTC (the first allowed time)")
         if s >= e:  # nothing out-of-sample to replay
             s = e - (pd.DateOffset(years=1) if bar_seconds(bs.bar_size) >= 86400 else pd.DateOffset(months=1))
+            s = max(s, first_allowed)
     if s >= e:
-        raise DataError(f"replay range is empty: start {s} >= end {e}")
+        raise DataError(f"replay range is empty: start {s} >= end {e}; expected --start before --end")
+    if not any(((df.index >= s) & (df.index <= e)).any() for df in bs.bars.values()):
+        raise DataError(f"no bar of {bs.source} starts in the replay range {s} .. {e} (UTC); the data run from "
+                        f"{bs.start} to {bs.end}: expected --start/--end inside the data")
     return s, e
 
 
@@ -473,9 +509,14 @@ def main(argv: list[str] | None = None) -> int:
 
     load_env(args.env_file)
     try:
+        # the replay range's own checks: one line, before any file is read (replay_range checks it against the data)
+        t_start, t_end = (parse_utc(v, opt) if v else None for opt, v in (("--start", args.start), ("--end", args.end)))
+        if t_start is not None and t_end is not None and t_start >= t_end:
+            raise ConfigError(f"--start {args.start} is not before --end {args.end} (UTC {t_start} >= {t_end}); "
+                              f"expected --start before --end")
         pairs_file = load_pairs(args.pairs)
         pf = load_params(args.params)
-    except ConfigError as e:
+    except (ConfigError, DataError) as e:
         print(f"controller: {e}", file=sys.stderr)
         return 2
     tradable: list[PairSpec] = []
