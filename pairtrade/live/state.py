@@ -1,23 +1,32 @@
-"""Per-pair trader state, persisted atomically before every action (persist, then act).
+"""What a trader remembers across restarts (the records of :mod:`pairtrade.live.ledger`).
 
-The file ``<state_dir>/<pair_id>.json`` holds what the trader believes: leg positions (shares),
-the strategy kernel's state vector, orders in flight (their ``client_order_id`` is stored *before*
-submission), the open round trip and realised PnL.  At start the trader loads it and reconciles it
-with the broker's positions and open orders (:func:`pairtrade.live.trader.reconcile`).
+:class:`PendingOrder` is one order of the pair from the decision until it is final (its
+``client_order_id`` is written to the ledger *before* submission); :class:`OpenTrade` the round
+trip currently open; :class:`TraderState` the pair's whole state: leg positions (shares, from the
+pair's own fills -- never the account-wide position), the strategy kernel's state vector, the
+order group being executed, the refusal backoff and the realised PnL.  The storage is the SQLite
+ledger (:class:`pairtrade.live.ledger.StateStore`, also importable from here).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-
-from pairtrade.config import atomic_write_json
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
 class PendingOrder:
-    """An order stored before submission; ``qty`` signed shares (+ buy, - sell)."""
+    """An order of the pair; ``qty`` and ``filled_qty`` signed shares (+ buy, - sell), price USD.
+
+    ``status`` is the venue's (``new``, ``partially_filled``, ``filled``, ``rejected`` ...) or the
+    trader's own before the venue answered: ``intent`` (stored, not booked yet), ``unknown``
+    (submitted, outcome not known yet: looked up before anything else is done), ``not_sent``
+    (never booked; final) and ``lost`` (booked once, unknown to the venue later; final).
+    ``group`` ties the legs of one decision together; ``purpose`` is the decision's reason
+    (``entry_long``, ``exit``, ``rollback`` ...).  ``bar_no`` is the trader's bar count at
+    submission (the order's age is counted in bars), ``refused`` marks a refusal by the venue
+    (as opposed to a cancel the trader asked for).
+    """
 
     client_order_id: str
     symbol: str
@@ -26,6 +35,15 @@ class PendingOrder:
     filled_qty: float = 0.0
     filled_avg_price: float | None = None
     status: str = "intent"
+    group: int = 0
+    purpose: str = ""
+    bar_no: int = 0
+    attempts: int = 0
+    refused: bool = False
+    cancel_requested: bool = False
+    error: str | None = None
+    announced: bool = False
+    alerted: bool = False
 
 
 @dataclass
@@ -44,7 +62,26 @@ class OpenTrade:
 
 @dataclass
 class TraderState:
-    """Everything a trader must remember across restarts."""
+    """Everything a trader must remember across restarts.
+
+    Attributes
+    ----------
+    qty_y, qty_x : the pair's own position (shares), the sum of its fills in the ledger
+    kernel_state : :class:`~pairtrade.strategy.kernel.PairStrategy` state vector
+    pending : orders that can still fill (stored as ledger rows, not in the state blob)
+    group : the order group being executed: ``{"id", "purpose", "target_y", "target_x",
+        "entering", "aborting", "imbalance_alerted", "bar_no"}`` (shares), or None
+    repair : the pair's position must be brought to flat (a group failed leaving a position
+        that is not the target, or the operator asked for flat); ``repair_why`` names the
+        orders' purpose (``rollback`` after a failed entry, ``repair``, ``flatten``)
+    refusals : consecutive orders refused by the venue (reset by a completed group)
+    episode : an alert was raised for the current failure episode (one alert per episode)
+    disabled : why the pair was disabled (no more orders), or None
+    run_id, run_starts : the controller run that started the trader last, and how many times
+        the trader started in that run (the crash-once fault hook reads it)
+    history_mark : venue time (ISO) up to which the venue's order history was compared with the ledger
+    short_blocked : symbols whose short sale was refused or found impossible (alerted once each)
+    """
 
     pair_id: str
     qty_y: float = 0.0
@@ -57,40 +94,23 @@ class TraderState:
     realized_pnl: float = 0.0
     fees_paid: float = 0.0
     trades_closed: int = 0
+    group_seq: int = 0
+    group: dict[str, Any] | None = None
+    repair: bool = False
+    repair_why: str = ""
+    refusals: int = 0
+    episode: bool = False
+    disabled: str | None = None
+    run_id: str | None = None
+    run_starts: int = 0
+    history_mark: str | None = None
+    short_blocked: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict:
-        return asdict(self)
 
-    @classmethod
-    def from_json(cls, d: dict) -> "TraderState":
-        d = dict(d)
-        d["pending"] = [PendingOrder(**p) for p in d.get("pending", [])]
-        ot = d.get("open_trade")
-        d["open_trade"] = OpenTrade(**ot) if ot else None
-        return cls(**d)
+def __getattr__(name: str) -> Any:
+    # the store lives in pairtrade.live.ledger (SQLite); kept importable from here
+    if name in ("StateStore", "Ledger"):
+        from pairtrade.live import ledger
 
-
-class StateStore:
-    """Atomic JSON store of one pair's :class:`TraderState` (temp file + fsync + rename)."""
-
-    def __init__(self, state_dir: str | Path, pair_id: str):
-        self.path = Path(state_dir) / f"{pair_id}.json"
-        self.pair_id = pair_id
-
-    def load(self) -> TraderState:
-        """The stored state, or a fresh flat state when no file exists.
-
-        Raises
-        ------
-        ValueError
-            When the file exists but is not a valid state (names the file).
-        """
-        if not self.path.exists():
-            return TraderState(self.pair_id)
-        try:
-            return TraderState.from_json(json.loads(self.path.read_text()))
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"{self.path}: corrupt trader state ({e}); move it away to start flat") from e
-
-    def save(self, state: TraderState) -> None:
-        atomic_write_json(self.path, state.to_json())
+        return getattr(ledger, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
