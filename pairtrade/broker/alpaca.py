@@ -8,6 +8,19 @@ taxonomy (the freqtrade pattern, ``raise ... from e``):
 * :class:`OrderRejected` - the venue refused an order (4xx on submit); names symbol and reason;
 * :class:`OperationalBrokerError` - stops the trader (authentication, configuration).
 
+Ambiguous submits are resolved here, never guessed.  alpaca-py (``alpaca.common.rest.RESTClient``)
+resends a request answered 429 or 504 up to 3 times, 3 s apart, with the same body -- hence the
+same ``client_order_id``.  When the first ``POST /v2/orders`` was booked before its 504, the resend
+is answered 422 "client_order_id must be unique".  :meth:`AlpacaBroker.submit_market` therefore
+treats every submit whose outcome is unknown (timeout, connection error, 429, 5xx, 504, the 422
+duplicate) as a question to the venue: it looks the order up by ``client_order_id`` and returns the
+booked order when there is one; :class:`OrderNotPlaced` when the venue does not know it (a resend
+with the same ``client_order_id`` is then safe: the id makes it idempotent);
+:class:`SubmitOutcomeUnknown` when even the lookup failed.  Only a definite refusal is an
+:class:`OrderRejected`.
+
+Every REST call has a timeout (``timeout_secs``); alpaca-py itself sets none.
+
 Secrets are never part of a message: alpaca-py error bodies carry only the venue's
 ``{"code", "message"}``.
 """
@@ -26,7 +39,9 @@ log = logging.getLogger(__name__)
 
 
 class BrokerError(RuntimeError):
-    """Base class of broker errors."""
+    """Base class of broker errors; ``status_code`` is the venue's HTTP status when there was one."""
+
+    status_code: int | None = None
 
 
 class TemporaryBrokerError(BrokerError):
@@ -47,6 +62,47 @@ class OrderRejected(BrokerError):
         self.status_code = status_code
 
 
+class OrderNotPlaced(TemporaryBrokerError):
+    """A submit failed temporarily and the venue does not know its ``client_order_id``: not booked.
+
+    Resending with the same ``client_order_id`` is safe (a booked duplicate is refused by the venue).
+    """
+
+    def __init__(self, symbol: str, client_order_id: str, message: str, status_code: int | None = None):
+        super().__init__(f"order {client_order_id} for {symbol} not placed: {message}")
+        self.symbol = symbol
+        self.client_order_id = client_order_id
+        self.status_code = status_code
+
+
+class SubmitOutcomeUnknown(TemporaryBrokerError):
+    """A submit failed temporarily and the lookup by ``client_order_id`` failed too: booked or not is
+    unknown.  Look the order up again before acting; a resend with the same id is also safe."""
+
+    def __init__(self, symbol: str, client_order_id: str, message: str, status_code: int | None = None):
+        super().__init__(f"order {client_order_id} for {symbol}: outcome unknown ({message})")
+        self.symbol = symbol
+        self.client_order_id = client_order_id
+        self.status_code = status_code
+
+
+def is_duplicate_client_order_id(e: BaseException) -> bool:
+    """True for the venue's 422 "client_order_id must be unique" (an earlier identical submit was booked)."""
+    if isinstance(e, OrderRejected):
+        return e.status_code == 422 and "client_order_id" in e.venue_message and "unique" in e.venue_message
+    return False
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    """What the trader checks about a symbol before trading it (``GET /v2/assets/{symbol}``)."""
+
+    symbol: str
+    tradable: bool
+    shortable: bool
+    easy_to_borrow: bool
+
+
 @dataclass(frozen=True)
 class OrderInfo:
     """An order as the trader needs it; quantities in shares (signed: + buy, - sell), prices USD."""
@@ -58,10 +114,17 @@ class OrderInfo:
     filled_qty: float
     filled_avg_price: float | None
     status: str
+    created_at: str | None = None
 
     @property
     def is_final(self) -> bool:
-        return self.status in {"filled", "canceled", "expired", "rejected", "done_for_day", "replaced"}
+        """No further fill can come (``done_for_day`` counts as final: the trader cancels it)."""
+        return self.status in FINAL_STATUSES
+
+
+#: order statuses after which no fill can come (Alpaca's terminal states; ``done_for_day`` included,
+#: see :class:`OrderInfo`)
+FINAL_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day", "replaced"})
 
 
 def _f(v: Any) -> float | None:
@@ -84,6 +147,7 @@ def order_info(o: Any) -> OrderInfo:
         filled_qty=sign * (_f(get("filled_qty")) or 0.0),
         filled_avg_price=_f(get("filled_avg_price")),
         status=status,
+        created_at=None if get("created_at") is None else str(get("created_at")),
     )
 
 
@@ -101,13 +165,27 @@ def _translate(e: Exception, what: str, symbol: str | None = None) -> BrokerErro
         if status in (401, 403) and "buying power" not in msg.lower() and what != "submit":
             return OperationalBrokerError(f"{what}: not authorised by the venue ({msg})")
         if status is None or status == 429 or status >= 500:
-            return TemporaryBrokerError(f"{what}: temporary venue error HTTP {status}: {msg}")
+            err = TemporaryBrokerError(f"{what}: temporary venue error HTTP {status}: {msg}")
+            err.status_code = status
+            return err
         if what == "submit" and symbol:
             return OrderRejected(symbol, msg, status)
         return BrokerError(f"{what}: HTTP {status}: {msg}")
     if isinstance(e, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
         return TemporaryBrokerError(f"{what}: connection problem ({type(e).__name__})")
     return BrokerError(f"{what}: {type(e).__name__}: {e}")
+
+
+def _timeout_session(timeout: tuple[float, float]) -> Any:
+    """A ``requests.Session`` whose requests time out after ``timeout`` (connect, read) seconds."""
+    import requests
+
+    class _Session(requests.Session):
+        def request(self, method, url, **kw):  # type: ignore[override]
+            kw.setdefault("timeout", timeout)
+            return super().request(method, url, **kw)
+
+    return _Session()
 
 
 class AlpacaBroker:
@@ -120,15 +198,33 @@ class AlpacaBroker:
         explicitly (``controller.py --live``)
     trading_url, data_url : ``url_override`` for the REST clients (the local exchange's base URL);
         ``None`` uses Alpaca's servers
+    timeout_secs : read timeout of every REST call, seconds (connect timeout: at most 5 s); a
+        timeout is a :class:`TemporaryBrokerError` (and an unknown outcome on submit)
+    retry_wait_secs : pause between alpaca-py's own resends of a request answered 429 or 504
+        (alpaca-py's default: 3 s, 3 resends); ``None`` keeps alpaca-py's default
+
+    Raises
+    ------
+    ValueError
+        ``timeout_secs`` or ``retry_wait_secs`` not a positive number.
     """
 
     def __init__(self, key: str, secret: str, paper: bool = True, trading_url: str | None = None,
-                 data_url: str | None = None):
+                 data_url: str | None = None, timeout_secs: float = 30.0, retry_wait_secs: float | None = None):
         from alpaca.data.historical import StockHistoricalDataClient
         from alpaca.trading.client import TradingClient
 
+        if not (isinstance(timeout_secs, (int, float)) and timeout_secs > 0):
+            raise ValueError(f"timeout_secs must be a positive number of seconds, got {timeout_secs!r}")
+        if retry_wait_secs is not None and not (isinstance(retry_wait_secs, (int, float)) and retry_wait_secs > 0):
+            raise ValueError(f"retry_wait_secs must be a positive number of seconds, got {retry_wait_secs!r}")
         self.trading = TradingClient(key, secret, paper=paper, url_override=trading_url)
         self.data = StockHistoricalDataClient(key, secret, url_override=data_url)
+        timeout = (min(5.0, float(timeout_secs)), float(timeout_secs))
+        for client in (self.trading, self.data):
+            client._session = _timeout_session(timeout)  # alpaca-py's RESTClient sends every call through it
+            if retry_wait_secs is not None:
+                client._retry_wait = retry_wait_secs
 
     # -- account and time -------------------------------------------------------------------
     def now(self) -> pd.Timestamp:
@@ -145,6 +241,14 @@ class AlpacaBroker:
         except Exception as e:
             raise _translate(e, "get_account") from e
         return float(a.cash), float(a.equity)
+
+    def account_id(self) -> str:
+        """The account number (``id`` when the venue sends none), naming the ledger's account."""
+        try:
+            a = self.trading.get_account()
+        except Exception as e:
+            raise _translate(e, "get_account") from e
+        return str(getattr(a, "account_number", None) or a.id)
 
     def positions(self) -> dict[str, float]:
         """Open positions: ``{symbol: signed qty in shares}`` (short negative)."""
@@ -166,13 +270,53 @@ class AlpacaBroker:
         if not a.tradable:
             raise OrderRejected(symbol, f"{symbol} is not tradable")
 
-    # -- orders ------------------------------------------------------------------------------
-    def submit_market(self, symbol: str, qty: float, client_order_id: str) -> OrderInfo:
-        """Submit a day market order of ``qty`` shares (positive buy, negative sell).
+    def asset(self, symbol: str) -> AssetInfo:
+        """Tradability and borrow flags of ``symbol`` (alpaca-py ``TradingClient.get_asset``).
 
         Raises
         ------
-        OrderRejected, TemporaryBrokerError, OperationalBrokerError
+        TemporaryBrokerError
+            Transient venue or network error.
+        BrokerError
+            The venue does not know the symbol (HTTP 404) or another error.
+        """
+        try:
+            a = self.trading.get_asset(symbol)
+        except Exception as e:
+            raise _translate(e, "get_asset", symbol) from e
+        return AssetInfo(symbol, bool(a.tradable), bool(getattr(a, "shortable", False)),
+                         bool(getattr(a, "easy_to_borrow", False)))
+
+    # -- orders ------------------------------------------------------------------------------
+    def submit_market(self, symbol: str, qty: float, client_order_id: str) -> OrderInfo:
+        """Submit a day market order of ``qty`` shares (positive buy, negative sell); resolve ambiguity.
+
+        A submit whose outcome is unknown -- timeout, connection error, HTTP 429 or 5xx (alpaca-py
+        has already resent 429/504 three times), or the 422 "client_order_id must be unique" that
+        a resend of a booked order gets -- is answered by looking the order up by
+        ``client_order_id`` (``GET /v2/orders:by_client_order_id``) before returning.
+
+        Parameters
+        ----------
+        symbol : ticker
+        qty : signed shares, non-zero
+        client_order_id : at most 48 characters, unique per account (the idempotency key)
+
+        Returns
+        -------
+        OrderInfo
+            The booked order (its ``status`` may already be final, e.g. ``rejected``).
+
+        Raises
+        ------
+        OrderRejected
+            A definite refusal (4xx other than the duplicate-id 422): names the symbol.
+        OrderNotPlaced
+            Temporary failure and the venue does not know the order (safe to resend, same id).
+        SubmitOutcomeUnknown
+            Temporary failure and the lookup failed as well.
+        ValueError
+            ``qty`` zero or ``client_order_id`` too long.
         """
         from alpaca.trading.enums import OrderSide, TimeInForce
         from alpaca.trading.requests import MarketOrderRequest
@@ -186,7 +330,24 @@ class AlpacaBroker:
         try:
             return order_info(self.trading.submit_order(req))
         except Exception as e:
-            raise _translate(e, "submit", symbol) from e
+            err = _translate(e, "submit", symbol)
+            cause = e
+        duplicate = is_duplicate_client_order_id(err)
+        if isinstance(err, (OrderRejected, OperationalBrokerError)) and not duplicate:
+            raise err from cause
+        code = err.status_code
+        try:
+            found = self.get_order(client_order_id)
+        except BrokerError as e2:
+            raise SubmitOutcomeUnknown(symbol, client_order_id, f"{err}; lookup failed: {e2}",
+                                       e2.status_code or code) from cause
+        if found is not None:
+            log.warning("submit %s %s: %s; the order was booked (%s), adopting it", client_order_id, symbol, err,
+                        found.status)
+            return found
+        if duplicate:  # the venue says it has the id but cannot show it (yet): ask again later
+            raise SubmitOutcomeUnknown(symbol, client_order_id, str(err), code) from cause
+        raise OrderNotPlaced(symbol, client_order_id, str(err), code) from cause
 
     def get_order(self, client_order_id: str) -> OrderInfo | None:
         """The order with this ``client_order_id``; ``None`` when the venue does not know it."""
@@ -201,13 +362,29 @@ class AlpacaBroker:
         except Exception as e:
             raise _translate(e, "get_order") from e
 
-    def open_orders(self) -> list[OrderInfo]:
+    def open_orders(self, symbols: list[str] | None = None) -> list[OrderInfo]:
+        """The account's open orders (of ``symbols`` when given), at most 500."""
+        return self.orders("open", symbols=symbols)
+
+    def orders(self, status: str = "all", after: Any = None, symbols: list[str] | None = None,
+               limit: int = 500) -> list[OrderInfo]:
+        """Orders of the account (``GET /v2/orders``), oldest first.
+
+        Parameters
+        ----------
+        status : ``"open"``, ``"closed"`` or ``"all"``
+        after : only orders submitted after this time (UTC; ISO string or timestamp), or None
+        symbols : only these symbols, or None
+        limit : at most this many (1..500)
+        """
         from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
 
+        req = GetOrdersRequest(status=QueryOrderStatus(status), limit=limit, direction="asc",
+                               after=None if after is None else pd.Timestamp(after).to_pydatetime(),
+                               symbols=symbols)
         try:
-            return [order_info(o) for o in self.trading.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN,
-                                                                                       limit=500))]
+            return [order_info(o) for o in self.trading.get_orders(req)]
         except Exception as e:
             raise _translate(e, "get_orders") from e
 
