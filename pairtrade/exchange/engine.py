@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -137,6 +138,26 @@ class Order:
     filled_avg_price: float | None = None
     extended_hours: bool = False
     position_intent: str | None = None
+    expired_at: pd.Timestamp | None = None
+    fate: str | None = None          # fault injection: status this accepted order turns to at the next bar
+    fill_from_cursor: int = 0        # fault injection (delayed fill): first timeline index it may fill at
+
+    _TIMES = ("created_at", "updated_at", "filled_at", "canceled_at", "failed_at", "expired_at")
+
+    def to_state(self) -> dict:
+        """Every field as JSON-ready values (times as integer ns since the epoch, UTC) for the state file."""
+        d = dict(self.__dict__)
+        for k in self._TIMES:
+            d[k] = None if d[k] is None else int(pd.Timestamp(d[k]).value)
+        return d
+
+    @classmethod
+    def from_state(cls, d: dict) -> "Order":
+        """Inverse of :meth:`to_state`."""
+        d = dict(d)
+        for k in cls._TIMES:
+            d[k] = None if d.get(k) is None else pd.Timestamp(int(d[k]), tz="UTC")
+        return cls(**d)
 
     @property
     def sign(self) -> int:
@@ -156,7 +177,8 @@ class Order:
             "id": self.id, "client_order_id": self.client_order_id,
             "created_at": iso(self.created_at), "updated_at": iso(self.updated_at or self.created_at),
             "submitted_at": iso(self.created_at), "filled_at": iso(self.filled_at),
-            "expired_at": None, "canceled_at": iso(self.canceled_at), "failed_at": iso(self.failed_at),
+            "expired_at": iso(self.expired_at), "canceled_at": iso(self.canceled_at),
+            "failed_at": iso(self.failed_at),
             "replaced_at": None, "replaced_by": None, "replaces": None, "expires_at": None,
             "asset_id": asset_id(self.symbol), "symbol": self.symbol, "asset_class": "us_equity",
             "notional": None, "qty": num(self.qty), "filled_qty": num(self.filled_qty),
@@ -235,10 +257,26 @@ class Engine:
     reject_position_flip : when true, an order that would take a position through zero (long to
         short or back) in one order is rejected with 403 "insufficient qty available", as real
         Alpaca does; off by default.
+    store : durable state (:class:`~pairtrade.exchange.store.StateStore`); when it already holds
+        this replay's account, the account and the replay clock are restored from it, and every
+        change of account state is committed to it before the call that made it returns.
+
+    Attributes
+    ----------
+    order_hook : called with each newly booked order (inside the book's lock, before its ``new``
+        update): fault injection sets ``fate`` / ``fill_from_cursor`` there
+    short_check : called with a symbol before an order opens or extends a short; returns the
+        refusal message (422) or None
+    resumed : True when the account was restored from ``store``
+
+    Raises
+    ------
+    StateMismatch
+        ``store`` holds the account of another replay.
     """
 
     def __init__(self, barset: BarSet, start: Any = None, end: Any = None, cash: float = 100_000.0,
-                 costs: CostModel | None = None, reject_position_flip: bool = False):
+                 costs: CostModel | None = None, reject_position_flip: bool = False, store: Any = None):
         self.barset = barset
         self.costs = costs or CostModel()
         self.bar_secs = bar_seconds(barset.bar_size)
@@ -279,6 +317,81 @@ class Engine:
         self._last_idx: dict[str, int] = {s: self._closed_upto(s, self.now_ns) for s in self._series}
         self._last_date = self._ny_date(self.now_ns)
         self.last_equity = self.equity()
+        self.order_hook: Callable[[Order], None] | None = None
+        self.short_check: Callable[[str], str | None] | None = None
+        # durable state
+        self.store = store
+        self._depth = 0
+        self._changed = False
+        self._dirty: set[str] = set()
+        self._fills_saved = 0
+        self.resumed = False
+        if store is not None:
+            self.resumed = store.check_or_init(self.fingerprint())
+            if self.resumed:
+                self._restore(store.load())
+            else:
+                self._changed = True
+                self._commit()
+
+    # ------------------------------------------------------------------ durable state
+    def fingerprint(self) -> dict:
+        """What identifies this replay in a state file (data, range, cash, costs); JSON-ready."""
+        checks = {s: round(float(np.sum(ser.c)), 6) for s, ser in sorted(self._series.items())}
+        return {"symbols": sorted(self._series), "bar_size": self.barset.bar_size,
+                "start": iso(self.start), "end": iso(self.end), "timeline_bars": int(len(self.timeline)),
+                "timeline_first": iso(pd.Timestamp(int(self.timeline[0]), tz="UTC")) if len(self.timeline) else None,
+                "timeline_last": iso(pd.Timestamp(int(self.timeline[-1]), tz="UTC")) if len(self.timeline) else None,
+                "close_sums": checks, "initial_cash": self.initial_cash,
+                "costs": self.costs.model_dump(mode="json"), "reject_position_flip": self.reject_position_flip}
+
+    def _restore(self, st: dict) -> None:
+        a = st["account"]
+        self.cash = float(a["cash"])
+        self.fees_paid = float(a["fees_paid"])
+        self.cursor = int(a["cursor"])
+        self.now_ns = int(a["now_ns"])
+        self._seq = int(a["seq"])
+        self.last_equity = float(a["last_equity"])
+        self._last_date = pd.Timestamp(a["last_date"]).date()
+        self.positions = {s: Position(s, float(q), float(px)) for s, q, px in st["positions"]}
+        self.orders, self._open, self.by_client_id = {}, {}, {}
+        for d in st["orders"]:
+            o = Order.from_state(d)
+            self.orders[o.id] = o
+            self.by_client_id.setdefault(o.client_order_id, o)
+            if o.is_open:
+                self._open[o.id] = o
+        self.fills = [Fill(**{**f, "timestamp": pd.Timestamp(int(f["timestamp"]), tz="UTC")}) for f in st["fills"]]
+        self._fills_saved = len(self.fills)
+        self._last_idx = {s: self._closed_upto(s, self.now_ns) for s in self._series}
+
+    @contextmanager
+    def _mutating(self):
+        """Group the changes of one call; the outermost call commits them to the store."""
+        with self.lock:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._changed:
+                    self._commit()
+
+    def _commit(self) -> None:
+        self._changed = False
+        if self.store is None:
+            self._dirty.clear()
+            return
+        account = {"cash": self.cash, "fees_paid": self.fees_paid, "cursor": self.cursor, "now_ns": self.now_ns,
+                   "seq": self._seq, "last_equity": self.last_equity, "last_date": str(self._last_date)}
+        positions = [(p.symbol, p.qty, p.avg_entry_price) for p in self.positions.values()]
+        orders = [(o.id, o.seq, o.to_state()) for o in (self.orders[i] for i in sorted(self._dirty))]
+        fills = [(n, {**f.__dict__, "timestamp": int(f.timestamp.value)})
+                 for n, f in enumerate(self.fills[self._fills_saved:], start=self._fills_saved)]
+        self.store.commit(account, positions, orders, fills)
+        self._dirty.clear()
+        self._fills_saved = len(self.fills)
 
     # ------------------------------------------------------------------ clock and data
     @property
@@ -389,6 +502,8 @@ class Engine:
 
     # ------------------------------------------------------------------ orders
     def _emit(self, event: str, order: Order, fill: Fill | None = None) -> None:
+        self._dirty.add(order.id)       # every change of an order emits an update: mark it for the store
+        self._changed = True
         payload: dict[str, Any] = {"event": event, "order": order.to_alpaca(),
                                    "timestamp": iso(fill.timestamp if fill else (order.updated_at or self.now))}
         if fill is not None:
@@ -423,7 +538,7 @@ class Engine:
             422 unknown symbol, bad qty/side/type/price, duplicate or too long client_order_id;
             403 insufficient buying power or not allowed to short.
         """
-        with self.lock:
+        with self._mutating():
             symbol = str(symbol or "").upper()
             if not self.has_symbol(symbol):
                 raise ExchangeError(422, 40010001, f'asset "{symbol}" not found')
@@ -476,6 +591,9 @@ class Engine:
                     raise forbidden("fractional orders cannot be sold short")
                 if self.equity() < MIN_EQUITY_TO_SHORT_USD:
                     raise forbidden("account is not allowed to short (equity below $2,000)")
+                refusal = self.short_check(symbol) if self.short_check is not None else None
+                if refusal:
+                    raise ExchangeError(422, 42210000, refusal)
             px = lp if lp is not None else self.last_close(symbol)
             if px is not None:
                 extra = (abs(after) - abs(before)) * px
@@ -485,7 +603,10 @@ class Engine:
             now = self.now
             o = Order(id=str(uuid.uuid4()), client_order_id=client_order_id, symbol=symbol, side=side, qty=q,
                       type=type, time_in_force=tif, limit_price=lp, created_at=now, updated_at=now,
-                      seq=self._seq, extended_hours=bool(extended_hours), position_intent=position_intent)
+                      seq=self._seq, extended_hours=bool(extended_hours), position_intent=position_intent,
+                      fill_from_cursor=self.cursor)
+            if self.order_hook is not None:
+                self.order_hook(o)
             self.orders[o.id] = o
             self._open[o.id] = o
             self.by_client_id[client_order_id] = o
@@ -498,7 +619,7 @@ class Engine:
 
         The order is stored with status ``rejected`` and a ``rejected`` trade update is emitted.
         """
-        with self.lock:
+        with self._mutating():
             self._seq += 1
             now = self.now
             cid = str(client_order_id) if client_order_id else str(uuid.uuid4())
@@ -559,17 +680,17 @@ class Engine:
         ExchangeError
             404 unknown id, 422 when the order is no longer open.
         """
-        with self.lock:
+        with self._mutating():
             o = self.get_order(order_id)
             if not o.is_open:
                 raise ExchangeError(422, 42210000, f'order is already in "{o.status}" state')
-            o.status = "canceled"
+            o.status, o.fate = "canceled", None
             o.canceled_at = o.updated_at = self.now
             self._emit("canceled", o)
             return o
 
     def cancel_all(self) -> list[Order]:
-        with self.lock:
+        with self._mutating():
             return [self.cancel(o.id) for o in self.list_orders("open", limit=10**9, direction="asc")]
 
     def close_position(self, symbol: str, qty: Any = None, percentage: Any = None) -> Order:
@@ -580,7 +701,7 @@ class Engine:
         ExchangeError
             404 when flat, 422 for a bad qty/percentage.
         """
-        with self.lock:
+        with self._mutating():
             symbol = symbol.upper()
             pos = self.positions.get(symbol)
             if pos is None:
@@ -644,20 +765,26 @@ class Engine:
         self._emit("fill" if o.status == "filled" else "partial_fill", o, f)
         return f
 
-    def advance(self, partial: Callable[[Order], float | None] | None = None) -> Published | None:
+    def advance(self, partial: Callable[[Order], float | None] | None = None,
+                on_fate: Callable[[Order], None] | None = None) -> Published | None:
         """Move the replay clock to the next timeline timestamp (see module docstring).
+
+        Open orders with a ``fate`` (fault injection) first turn to that status (``rejected``,
+        ``canceled``, ``expired``, ``done_for_day``) with its trade update; orders whose
+        ``fill_from_cursor`` lies ahead (a delayed fill) wait.
 
         Parameters
         ----------
         partial : optional hook (fault injection) returning the fraction (0, 1) of an order's
             remaining quantity to fill at this bar, or ``None`` for a complete fill.
+        on_fate : optional hook called with each order whose fate was applied at this bar.
 
         Returns
         -------
         Published or None
             What was filled and published; ``None`` when the replay is over.
         """
-        with self.lock:
+        with self._mutating():
             if self.done:
                 return None
             t_ns = int(self.timeline[self.cursor])
@@ -667,15 +794,23 @@ class Engine:
             if day != self._last_date:
                 self.last_equity = self.equity()
                 self._last_date = day
-            # which symbols have a bar starting exactly at t
-            rows: dict[str, int] = {}
-            for sym, s in self._series.items():
-                i = int(np.searchsorted(s.t, t_ns))
-                if i < len(s.t) and s.t[i] == t_ns:
-                    rows[sym] = i
+            rows = self._rows_at(t_ns)
             fills: list[Fill] = []
             self._prune()
-            pending = [o for o in self._open.values() if o.symbol in rows]
+            for o in [o for o in self._open.values() if o.fate]:
+                o.status, o.fate, o.updated_at = o.fate, None, ts
+                if o.status == "canceled":
+                    o.canceled_at = ts
+                elif o.status == "expired":
+                    o.expired_at = ts
+                elif o.status == "rejected":
+                    o.failed_at = ts
+                self._emit(o.status, o)
+                if on_fate is not None:
+                    on_fate(o)
+            self._prune()
+            k = self.cursor - 1      # timeline index of this bar
+            pending = [o for o in self._open.values() if o.symbol in rows and o.fill_from_cursor <= k]
             for o in pending:
                 op = float(self._series[o.symbol].o[rows[o.symbol]])
                 px = float(fill_price(op, o.sign, self.costs.slippage_for(o.symbol), self.costs.slippage_bps))
@@ -693,14 +828,46 @@ class Engine:
                         q = max(1.0, math.floor(q))
                     q = min(q, o.remaining)
                 fills.append(self._apply_fill(o, q, px, ts))
-            bars = {}
-            for sym, i in rows.items():
-                s = self._series[sym]
-                self._last_idx[sym] = i
-                bars[sym] = {"open": float(s.o[i]), "high": float(s.h[i]), "low": float(s.l[i]),
-                             "close": float(s.c[i]), "volume": float(s.v[i])}
+            self._last_idx.update(rows)
             self.now_ns = t_ns + self.bar_ns
-            return Published(ts, self.now, bars, fills)
+            self._changed = True
+            return Published(ts, self.now, self._bars(rows), fills)
+
+    def _rows_at(self, t_ns: int) -> dict[str, int]:
+        """``{symbol: row}`` of the symbols with a bar starting exactly at ``t_ns``."""
+        rows: dict[str, int] = {}
+        for sym, s in self._series.items():
+            i = int(np.searchsorted(s.t, t_ns))
+            if i < len(s.t) and s.t[i] == t_ns:
+                rows[sym] = i
+        return rows
+
+    def _bars(self, rows: dict[str, int]) -> dict[str, dict[str, float]]:
+        out = {}
+        for sym, i in rows.items():
+            s = self._series[sym]
+            out[sym] = {"open": float(s.o[i]), "high": float(s.h[i]), "low": float(s.l[i]),
+                        "close": float(s.c[i]), "volume": float(s.v[i])}
+        return out
+
+    def published_at(self, k: int) -> Published:
+        """What the advance to timeline index ``k`` (< ``cursor``) published: its bars and fills.
+
+        Lets a driver that lost the answer of an advance (a crash of either side) get it again
+        without replaying the bar twice.
+
+        Raises
+        ------
+        ValueError
+            ``k`` is not a bar already replayed.
+        """
+        with self.lock:
+            if not 0 <= k < self.cursor:
+                raise ValueError(f"bar {k} has not been replayed (replayed: 0..{self.cursor - 1})")
+            t_ns = int(self.timeline[k])
+            ts = pd.Timestamp(t_ns, tz="UTC")
+            fills = [f for f in self.fills if f.timestamp == ts]
+            return Published(ts, pd.Timestamp(t_ns + self.bar_ns, tz="UTC"), self._bars(self._rows_at(t_ns)), fills)
 
     # ------------------------------------------------------------------ snapshots
     def position_json(self, p: Position) -> dict:

@@ -8,11 +8,45 @@ Serves, well enough for the unmodified alpaca-py 0.44 clients (``url_override``)
   pagination, never a bar that has not closed by the replay clock), latest bars and quotes;
 * the market-data websocket ``/v2/iex`` (also ``/v2/sip``, ``/v1beta3/crypto/us``): msgpack;
 * the ``trade_updates`` websocket ``/stream``: JSON;
-* an admin API outside Alpaca's namespace: ``POST /_local/advance``, ``GET /_local/state``,
-  ``POST /_local/faults``.
+* an admin API outside Alpaca's namespace (no credentials; the server listens on loopback only).
 
 The wire protocol follows ``../shared/alpaca-protocol.md``; the book and the fill model live in
-:mod:`pairtrade.exchange.engine`.
+:mod:`pairtrade.exchange.engine`, the fault kinds in :mod:`pairtrade.exchange.faults`, the durable
+account state in :mod:`pairtrade.exchange.store`.
+
+Admin API
+---------
+``POST /_local/advance?n=1[&cursor=K]``
+    Lockstep: replay the next ``n`` bar timestamps (fill pending orders at the bar's open, publish
+    the bars on the market-data websockets and the fills on ``trade_updates``).  Answers
+    ``{"published": [{"timestamp", "clock", "bars": {SYM: {open, high, low, close, volume}},
+    "fills": [...]}], "repeated", "now", "done", "cursor", "bars_total", "account": {"cash",
+    "equity", "positions": {SYM: qty}}}``.  With ``cursor=K`` (the bar index the driver expects
+    to replay) the call is idempotent: if bar K was already replayed (the answer was lost when
+    either side crashed), its bars and fills are sent again with ``"repeated": true`` and nothing
+    is replayed; any other mismatch is a 409.  Whoever drives the replay calls it: ``controller.py`` does, in
+    process (``LocalExchange.advance``) or over HTTP against a separate exchange
+    (``--exchange-url``); ``--speed`` makes the exchange advance itself instead.
+``GET /_local/state``
+    Cash, equity, positions, every order and fill, the clock (``cursor``/``bars_total``).
+``GET /_local/info``
+    Data source, symbols, bar size, replay range, clock, speed, state file, the URLs.
+``GET /_local/faults``
+    ``{"kinds", "counts": {kind: firings}, "hits": {kind: requests/orders/bars changed}, "rules",
+    "mute_data", "mute_trade", ...}``.
+``POST /_local/faults`` with a JSON object, any of
+    ``{"arm": {"kind": K, "count": 1, "symbol": S, ...params}}`` (or a list of them; ``"count":
+    null`` = until disarmed), ``{"random": {"kind": K, "rate": 0.05, "seed": 1, ...params}}`` (or a
+    list), ``{"disarm": K | [K, ...] | true}``, ``{"clear": true}`` (disarm all),
+    ``{"reset_counts": true}``, ``{"mute_data": bool}``, ``{"mute_trade": bool}``,
+    ``{"drop_data": true}``, ``{"drop_trade": true}`` (close those websockets now), and the older
+    one-shot keys ``reject_next_order`` (list of symbols) + ``reject_via``, ``partial_fill_next``
+    (``{SYM: fraction}``), ``fail_next_requests`` + ``fail_status``.  The kinds and their
+    parameters are listed in :mod:`pairtrade.exchange.faults`.  Answers like ``GET``; a bad body
+    is a 422 ``{"code", "message"}`` naming the key.
+
+Example: ``curl -X POST localhost:8765/_local/faults -d '{"random": {"kind": "http_429", "rate": 0.02,
+"seed": 1, "burst": 2}}'``.
 """
 
 from __future__ import annotations
@@ -24,6 +58,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -32,8 +67,8 @@ from aiohttp import WSMsgType, web
 
 from pairtrade.config import CostModel
 from pairtrade.data.bars import EXCHANGE_TZ, BarSet
-from pairtrade.exchange.engine import Engine, ExchangeError, Published, asset_id, iso
-from pairtrade.exchange.faults import ExchangeFaults
+from pairtrade.exchange.engine import Engine, ExchangeError, Order, Published, asset_id, iso
+from pairtrade.exchange.faults import PDT_CODE, PDT_MESSAGE, ExchangeFaults, HttpFault, not_shortable_message
 from pairtrade.exchange.history import HistoryService, bar_json
 
 log = logging.getLogger(__name__)
@@ -80,7 +115,19 @@ def _published_json(p: Published) -> dict:
     return {"timestamp": iso(p.timestamp), "clock": iso(p.clock), "bars": p.bars,
             "fills": [dict(order_id=f.order_id, client_order_id=f.client_order_id, symbol=f.symbol,
                            side=f.side, qty=f.qty, price=f.price, fee=f.fee, timestamp=iso(f.timestamp),
-                           position_qty=f.position_qty) for f in p.fills]}
+                           position_qty=f.position_qty, execution_id=f.execution_id) for f in p.fills]}
+
+
+def _fault_response(f: HttpFault) -> web.Response:
+    """The answer of an injected HTTP failure: Alpaca's JSON error body, or a gateway's HTML page."""
+    if f.html:  # what a load balancer in front of the API sends (UNVERIFIED for Alpaca: no public capture)
+        return web.Response(text=f"<html><head><title>{f.status} {f.message.title()}</title></head><body>"
+                                 f"<center><h1>{f.status} {f.message.title()}</h1></center></body></html>",
+                            status=f.status, content_type="text/html")
+    resp = _error(f.status, f.code, f.message)
+    if f.status == 429:
+        resp.headers["Retry-After"] = "1"
+    return resp
 
 
 @dataclass(eq=False)
@@ -149,6 +196,17 @@ class LocalExchange:
         driven by :meth:`advance`
     host, port : where to listen; port 0 picks a free port
     reject_position_flip : reject orders that take a position through zero (real Alpaca does)
+    state : SQLite state file (:mod:`pairtrade.exchange.store`): the account (cash, positions,
+        orders, fills) and the replay clock persist there on every change and are restored when
+        the file already holds this replay's account; ``None`` (default): in memory only
+    sync : ``"normal"`` (survives a kill of the process) or ``"full"`` (also a power loss)
+    regular_hours : informational: the bars were restricted to regular trading hours (reported by
+        ``GET /_local/info``; ``controller.py --exchange-url`` requires it for intraday bars)
+
+    Raises
+    ------
+    StateMismatch
+        ``state`` holds the account of another replay (other data, range, cash or costs).
 
     Examples
     --------
@@ -159,18 +217,32 @@ class LocalExchange:
     def __init__(self, barset: BarSet | None = None, start: Any = None, end: Any = None,
                  cash: float = 100_000.0, costs: CostModel | None = None, key: str = "local",
                  secret: str = "local", rate_limit_per_min: int | None = 200, speed: float | None = None,
-                 host: str = "127.0.0.1", port: int = 0, reject_position_flip: bool = False):
+                 host: str = "127.0.0.1", port: int = 0, reject_position_flip: bool = False,
+                 state: str | Path | None = None, sync: str = "normal", regular_hours: bool = False):
         if barset is None:
             from pairtrade.data.bars import embedded_bars
             barset = embedded_bars()
         if speed is not None and speed <= 0:
             raise ValueError(f"speed must be > 0 bars per second, got {speed}")
         self.barset = barset
-        self.engine = Engine(barset, start, end, cash, costs, reject_position_flip)
+        self.state_path = Path(state) if state is not None else None
+        self.regular_hours = bool(regular_hours)
+        store = None
+        if state is not None:
+            from pairtrade.exchange.store import StateStore
+            store = StateStore(state, sync=sync)
+        try:
+            self.engine = Engine(barset, start, end, cash, costs, reject_position_flip, store=store)
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
         self.history = HistoryService(self.engine)
-        self.faults = ExchangeFaults()
+        self.faults = ExchangeFaults(symbols=list(self.engine.symbols))
         self.faults._drop_data = lambda: self._call_soon(self._drop_data())
         self.faults._drop_trade = lambda: self._call_soon(self._drop_trade())
+        self.engine.order_hook = self._order_hook
+        self.engine.short_check = self._short_check
         self._key, self._secret = key, secret
         self.account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "pairtrade-local:" + key))
         self.account_number = "PALOCAL" + self.account_id[:5].upper()
@@ -234,9 +306,15 @@ class LocalExchange:
             return e.cash, e.equity(), {s: p.qty for s, p in e.positions.items()}
 
     def describe(self) -> str:
-        """Human-readable summary: data source, symbols, bar size, replay range, URLs."""
+        """Human-readable summary: data source, symbols, bar size, replay range, URLs, state file."""
         e = self.engine
         last = pd.Timestamp(int(e.timeline[-1]), tz="UTC") if len(e.timeline) else None
+        if self.state_path is None:
+            state = "state: in memory (lost when the exchange stops; --state FILE keeps it)"
+        else:
+            state = (f"state: {self.state_path} ({'resumed' if e.resumed else 'new account'}: bar {e.cursor} of "
+                     f"{len(e.timeline)}, cash {e.cash:.2f} USD, {len(e.positions)} position(s), "
+                     f"{len(e.orders)} order(s))")
         return (f"data: {self.barset.source}\n"
                 f"symbols: {', '.join(self.barset.symbols)} ({self.barset.bar_size} bars, "
                 f"{self.barset.start} .. {self.barset.end})\n"
@@ -245,7 +323,22 @@ class LocalExchange:
                 f"REST (TradingClient / StockHistoricalDataClient url_override): {self.base_url}\n"
                 f"market data websocket (StockDataStream url_override): {self.data_stream_url}\n"
                 f"trade updates websocket (TradingStream url_override): {self.trade_stream_url}\n"
-                f"admin: POST {self.base_url}/_local/advance?n=1, GET {self.base_url}/_local/state")
+                f"admin: POST {self.base_url}/_local/advance?n=1, GET {self.base_url}/_local/state, "
+                f"GET|POST {self.base_url}/_local/faults\n"
+                f"{state}")
+
+    def info(self) -> dict:
+        """What ``GET /_local/info`` answers: data, symbols, bar size, range, clock, mode, URLs (JSON-ready)."""
+        e = self.engine
+        return {"source": self.barset.source, "symbols": list(e.symbols), "bar_size": self.barset.bar_size,
+                "start": iso(e.start), "end": iso(e.end),
+                "last_bar": iso(pd.Timestamp(int(e.timeline[-1]), tz="UTC")) if len(e.timeline) else None,
+                "now": iso(e.now), "cursor": e.cursor, "bars_total": int(len(e.timeline)), "done": e.done,
+                "speed": self.speed, "regular_hours": self.regular_hours, "initial_cash": e.initial_cash,
+                "costs": e.costs.model_dump(mode="json"),
+                "state": str(self.state_path) if self.state_path else None, "resumed": e.resumed,
+                "base_url": self.base_url, "data_stream_url": self.data_stream_url,
+                "trade_stream_url": self.trade_stream_url}
 
     def start(self) -> "LocalExchange":
         """Serve in a background thread with its own asyncio loop; returns once listening."""
@@ -292,6 +385,14 @@ class LocalExchange:
         self._thread.join(15)
         self._thread = None
         self._loop = None
+        self.close_state()
+
+    def close_state(self) -> None:
+        """Close the state file (after :meth:`stop`; a stopped exchange without a loop may call it alone)."""
+        if self.engine.store is not None:
+            with self.engine.lock:
+                self.engine.store.close()
+                self.engine.store = None
 
     def __enter__(self) -> "LocalExchange":
         return self.start()
@@ -316,15 +417,48 @@ class LocalExchange:
             raise RuntimeError("advance() called on the exchange's own loop; await _advance_async()")
         return asyncio.run_coroutine_threadsafe(self._advance_async(), self._loop).result(60)
 
-    # ------------------------------------------------------------------ replay
-    def _partial_hook(self, order) -> float | None:
-        return self.faults.take_partial(order.symbol)
+    # ------------------------------------------------------------------ replay and fault hooks
+    def _partial_hook(self, order: Order) -> float | None:
+        return self.faults.partial_fraction(order.symbol)
+
+    def _order_hook(self, order: Order) -> None:
+        """Engine hook on every booked order: a fate (``*_after_accept``) or a delay (``delayed_fill``)."""
+        fate, delay = self.faults.on_booked(order.symbol)
+        order.fate = fate
+        order.fill_from_cursor += delay
+
+    def _short_check(self, symbol: str) -> str | None:
+        shortable, etb = self.faults.borrow(symbol, self.engine.cursor)
+        if shortable and etb:
+            return None
+        self.faults.short_refused()
+        return not_shortable_message(symbol)
+
+    def _is_exit(self, symbol: Any, side: Any) -> bool:
+        """True when an order of ``side`` reduces the current position of ``symbol``."""
+        e = self.engine
+        with e.lock:
+            p = e.positions.get(str(symbol or "").upper())
+            sign = {"buy": 1, "sell": -1}.get(str(side or "").lower(), 0)
+            return p is not None and p.qty * sign < 0
 
     def _step(self) -> Published | None:
-        return self.engine.advance(partial=self._partial_hook)
+        pub = self.engine.advance(partial=self._partial_hook, on_fate=lambda o: self.faults.fate_applied(o.status))
+        if pub is not None:
+            for f in pub.fills:
+                if self.engine.orders[f.order_id].status == "partially_filled":
+                    self.faults.partial_applied()
+        return pub
 
     async def _advance_async(self) -> Published | None:
         async with self._advance_lock:
+            if self.engine.done:
+                return None
+            act = self.faults.on_advance(self.engine.cursor)
+            if act.drop_trade:      # before the bar: its fill updates are lost to the dropped clients
+                await self._drop_trade()
+            if act.drop_data:
+                await self._drop_data()
             pub = self._step()
             if pub is not None:
                 await asyncio.sleep(0)          # let the fill events reach their queues first
@@ -339,7 +473,7 @@ class LocalExchange:
         log.info("replay finished at %s", self.engine.now)
 
     async def _publish(self, pub: Published) -> None:
-        if self.faults.mute_data:
+        if self.faults.data_silent(self.engine.cursor - 1):
             return
         ts = msgpack.Timestamp.from_unix_nano(pub.timestamp.value)
         quote_t = msgpack.Timestamp.from_unix_nano(pub.clock.value)
@@ -387,6 +521,8 @@ class LocalExchange:
         r = app.router
         r.add_post("/_local/advance", self._h_admin_advance)
         r.add_get("/_local/state", self._h_admin_state)
+        r.add_get("/_local/info", self._h_admin_info)
+        r.add_get("/_local/faults", self._h_admin_faults_get)
         r.add_post("/_local/faults", self._h_admin_faults)
         for p in DATA_WS_PATHS:
             r.add_get(p, self._h_data_ws)
@@ -438,14 +574,23 @@ class LocalExchange:
         asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     async def _drop_data(self) -> None:
-        for c in list(self._data_conns):
-            self._data_conns.discard(c)
-            await c.ws.close(code=1001, message=b"connection dropped (fault injection)")
+        conns = list(self._data_conns)
+        self._data_conns.difference_update(conns)
+        for c in conns:
+            try:
+                await c.ws.close(code=1001, message=b"connection dropped (fault injection)")
+            except Exception:
+                pass
 
     async def _drop_trade(self) -> None:
-        for c in list(self._trade_conns):
-            self._trade_conns.discard(c)
-            await c.ws.close(code=1001, message=b"connection dropped (fault injection)")
+        conns = list(self._trade_conns)
+        self._trade_conns.difference_update(conns)
+        for c in conns:
+            c.listening = False
+            try:
+                await c.ws.close(code=1001, message=b"connection dropped (fault injection)")
+            except Exception:
+                pass
 
     # ------------------------------------------------------------------ middleware
     @web.middleware
@@ -472,9 +617,9 @@ class LocalExchange:
                 resp = _error(429, 42910000, "rate limit exceeded")
                 resp.headers.update(headers)
                 return resp
-            fail = self.faults.take_request_failure()
+            fail = self.faults.on_request(api)
             if fail is not None:
-                resp = _error(fail[0], fail[0] * 100000, fail[1])
+                resp = _fault_response(fail)
                 resp.headers.update(headers)
                 return resp
         try:
@@ -496,36 +641,64 @@ class LocalExchange:
 
     # ------------------------------------------------------------------ admin
     async def _h_admin_advance(self, request: web.Request) -> web.Response:
-        n = int(request.query.get("n", "1"))
-        pubs = []
-        for _ in range(max(1, n)):
-            p = await self._advance_async()
-            if p is None:
-                break
-            pubs.append(_published_json(p))
-        return _json_response({"published": pubs, "now": iso(self.now), "done": self.done})
+        q = request.query
+        try:
+            n = int(q.get("n", "1"))
+            expect = int(q["cursor"]) if "cursor" in q else None
+        except ValueError:
+            raise ExchangeError(422, 40010001, f"n and cursor must be whole numbers of bars, got "
+                                               f"n={q.get('n')!r} cursor={q.get('cursor')!r}") from None
+        e = self.engine
+        if expect is not None and e.cursor != expect:
+            # idempotent advance: the driver lost our answer for bar `expect` (it or we crashed): send it again
+            if e.cursor == expect + 1 and n == 1:
+                return self._advance_response([_published_json(e.published_at(expect))], repeated=True)
+            raise ExchangeError(409, 40910000, f"the replay clock is at bar {e.cursor}, not {expect}: another "
+                                               f"driver advanced it")
+
+        async def run() -> list[dict]:
+            pubs = []
+            for _ in range(max(1, n)):
+                p = await self._advance_async()
+                if p is None:
+                    break
+                pubs.append(_published_json(p))
+            return pubs
+
+        # shielded: a client that disconnects (or is killed) mid-request never leaves a bar half replayed
+        pubs = await asyncio.shield(asyncio.get_running_loop().create_task(run()))
+        return self._advance_response(pubs)
+
+    def _advance_response(self, pubs: list[dict], repeated: bool = False) -> web.Response:
+        cash, equity, positions = self.account_summary()
+        e = self.engine
+        return _json_response({"published": pubs, "repeated": repeated, "now": iso(self.now), "done": self.done,
+                               "cursor": e.cursor, "bars_total": int(len(e.timeline)),
+                               "account": {"cash": cash, "equity": equity, "positions": positions}})
 
     async def _h_admin_state(self, request: web.Request) -> web.Response:
         return _json_response(self.account_snapshot())
 
+    async def _h_admin_info(self, request: web.Request) -> web.Response:
+        return _json_response(self.info())
+
+    async def _h_admin_faults_get(self, request: web.Request) -> web.Response:
+        return _json_response(self.faults.state())
+
     async def _h_admin_faults(self, request: web.Request) -> web.Response:
-        body = await request.json() if request.can_read_body else {}
-        f = self.faults
-        for sym in body.get("reject_next_order", []) or []:
-            f.reject_next_order(sym, via=body.get("reject_via", "http"))
-        for sym, frac in (body.get("partial_fill_next") or {}).items():
-            f.partial_fill_next(sym, float(frac))
-        if body.get("fail_next_requests"):
-            f.fail_next_requests(int(body["fail_next_requests"]), int(body.get("fail_status", 500)))
-        if "mute_data" in body:
-            f.mute_data = bool(body["mute_data"])
-        if body.get("drop_data"):
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except ValueError:
+            raise ExchangeError(400, 40010000, "POST /_local/faults: the body is not JSON") from None
+        try:
+            actions = self.faults.apply_admin(body)
+        except (ValueError, TypeError) as e:
+            raise ExchangeError(422, 40010001, str(e)) from None
+        if "drop_data" in actions:
             await self._drop_data()
-        if body.get("drop_trade"):
+        if "drop_trade" in actions:
             await self._drop_trade()
-        if body.get("clear"):
-            f.clear()
-        return _json_response({"ok": True})
+        return _json_response({"ok": True, **self.faults.state()})
 
     # ------------------------------------------------------------------ trading REST
     async def _h_account(self, request: web.Request) -> web.Response:
@@ -570,10 +743,12 @@ class LocalExchange:
         return _json_response(out)
 
     def _asset_json(self, sym: str) -> dict:
-        return {"id": asset_id(sym), "class": "crypto" if "/" in sym else "us_equity",
-                "exchange": "CRYPTO" if "/" in sym else "NASDAQ", "symbol": sym, "name": f"{sym} (local replay)",
-                "status": "active", "tradable": True, "marginable": "/" not in sym, "shortable": "/" not in sym,
-                "easy_to_borrow": "/" not in sym, "fractionable": True, "maintenance_margin_requirement": 30,
+        crypto = "/" in sym
+        shortable, etb = (False, False) if crypto else self.faults.borrow(sym, self.engine.cursor)
+        return {"id": asset_id(sym), "class": "crypto" if crypto else "us_equity",
+                "exchange": "CRYPTO" if crypto else "NASDAQ", "symbol": sym, "name": f"{sym} (local replay)",
+                "status": "active", "tradable": True, "marginable": not crypto, "shortable": shortable,
+                "easy_to_borrow": etb, "fractionable": True, "maintenance_margin_requirement": 30,
                 "attributes": []}
 
     def _resolve_symbol(self, s: str) -> str | None:
@@ -614,6 +789,8 @@ class LocalExchange:
         raw = request.match_info["sym"]
         sym = self._resolve_symbol(raw) or raw.upper()
         q = request.query
+        if sym in self.engine.positions and self.faults.refuse_exit(sym, self.engine.cursor):
+            raise ExchangeError(403, PDT_CODE, PDT_MESSAGE)
         o = self.engine.close_position(sym, q.get("qty"), q.get("percentage"))
         return _json_response(o.to_alpaca())
 
@@ -626,6 +803,8 @@ class LocalExchange:
             syms = sorted(e.positions)
         for sym in syms:
             try:
+                if self.faults.refuse_exit(sym, e.cursor):
+                    raise ExchangeError(403, PDT_CODE, PDT_MESSAGE)
                 o = e.close_position(sym)
                 out.append({"symbol": sym, "status": 200, "body": o.to_alpaca()})
             except ExchangeError as err:
@@ -639,13 +818,19 @@ class LocalExchange:
             raise ExchangeError(400, 40010000, "request body format is invalid") from None
         if not isinstance(body, dict):
             raise ExchangeError(400, 40010000, "request body format is invalid")
-        spec = self.faults.take_reject(body.get("symbol", ""))
+        sym = str(body.get("symbol") or "")
+        spec = self.faults.on_submit(sym)
         if spec is not None:
             if spec.via == "http":
                 raise ExchangeError(spec.status, spec.status * 100000, spec.message)
             o = self.engine.book_rejected(**body)
             return _json_response(o.to_alpaca())
+        if self._is_exit(sym, body.get("side")) and self.faults.refuse_exit(sym, self.engine.cursor):
+            raise ExchangeError(403, PDT_CODE, PDT_MESSAGE)
         o = self.engine.submit(**body)
+        answer = self.faults.answer_after_booking(o.symbol)
+        if answer is not None:  # booked, but the client never learns it (alpaca-py resends the same body)
+            return _fault_response(answer)
         return _json_response(o.to_alpaca())
 
     async def _h_orders(self, request: web.Request) -> web.Response:
@@ -803,6 +988,8 @@ class LocalExchange:
         self._loop.call_soon_threadsafe(self._fanout_trade, msg)
 
     def _fanout_trade(self, msg: dict) -> None:
+        if self.faults.trade_silent(self.engine.cursor - 1):
+            return      # a silent ("zombie") trade_updates connection: the update is never sent
         for c in list(self._trade_conns):
             if c.listening:
                 c.queue.put_nowait(msg)

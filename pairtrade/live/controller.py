@@ -386,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--params", default="optimized_params.json", help="optimizer output")
     ap.add_argument("--exchange", choices=["local", "alpaca"], default="local",
                     help="local: in-process paper exchange replaying bars; alpaca: Alpaca with keys from .env")
+    ap.add_argument("--exchange-url", default=None, metavar="URL",
+                    help="with --exchange local: connect to a local exchange already running as its own process "
+                         "(python -m pairtrade.exchange --state FILE ...) and drive its lockstep replay instead of "
+                         "starting one in-process; its account and replay clock survive a restart of the "
+                         "controller. The exchange owns the data, range, cash and costs")
     ap.add_argument("--live", action="store_true", help="with --exchange alpaca: trade the LIVE (real money) account")
     ap.add_argument("--data", default=None, help="bars file to replay (default: the embedded arch data)")
     ap.add_argument("--price-column", default=None,
@@ -567,6 +572,64 @@ def _install_signals(ctl: Controller) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def connect_exchange(args: argparse.Namespace, pf: ParamsFile, symbols: list[str]) -> tuple[Any, str, Any, Any]:
+    """``--exchange-url``: the already running local exchange, checked against the params file.
+
+    The exchange (``python -m pairtrade.exchange``) owns the bars, the replay range, the account
+    and its clock; the controller drives its lockstep replay over ``POST /_local/advance`` exactly
+    as it drives the in-process exchange, from wherever the exchange's clock stands (after a
+    controller restart: where the previous controller stopped; no bar is replayed twice).
+
+    Returns
+    -------
+    (exchange, data source, replay start, replay end)
+        a :class:`~pairtrade.exchange.RemoteExchange`; times as tz-aware UTC timestamps.
+
+    Raises
+    ------
+    DataError
+        Nothing (or not a local exchange) at the URL; it lacks a traded symbol, has another bar
+        size, replays intraday bars outside regular hours, advances on its own (``--speed``), or
+        ``--start``/``--end``/``--data`` disagree with what it replays.
+    """
+    from pairtrade.exchange import RemoteExchange
+    from pairtrade.live.secrets import LOCAL_KEY, LOCAL_SECRET
+
+    ex = RemoteExchange(args.exchange_url)
+    if not ex.accepts_keys(LOCAL_KEY, LOCAL_SECRET):
+        raise DataError(f"the exchange at {args.exchange_url} refuses the local keys of controller.py and trader.py; "
+                        f"start it without --key/--secret (the defaults are those keys)")
+    info = ex.info
+    missing = [s for s in symbols if s not in info["symbols"]]
+    if missing:
+        raise DataError(f"the exchange at {args.exchange_url} does not replay {', '.join(missing)} "
+                        f"(it has {', '.join(info['symbols'])})")
+    if info["bar_size"] != pf.bar_size:
+        raise DataError(f"the exchange at {args.exchange_url} replays {info['bar_size']} bars but {args.params} was "
+                        f"optimised on {pf.bar_size} bars")
+    if bar_seconds(pf.bar_size) < 86400 and not info["regular_hours"]:
+        raise DataError(f"the exchange at {args.exchange_url} replays bars outside regular hours; start it with "
+                        f"--regular-hours (the traders and the optimizer use regular-hours bars only)")
+    if info["speed"] is not None:
+        raise DataError(f"the exchange at {args.exchange_url} advances on its own (--speed {info['speed']}); the "
+                        f"controller's lockstep replay needs an exchange started without --speed")
+    start = parse_utc(info["start"], "the exchange's replay start")
+    end = parse_utc(info["end"] or info["last_bar"], "the exchange's replay end")
+    for opt, given, have in (("--start", args.start, start), ("--end", args.end, end)):
+        if given and parse_utc(given, opt) != have:
+            raise DataError(f"{opt} {given} differs from the replay of the exchange at {args.exchange_url} "
+                            f"({have}); drop {opt} (the exchange owns the replay range)")
+    if args.data and str(Path(args.data).resolve()) not in info["source"]:
+        raise DataError(f"--data {args.data} is not what the exchange at {args.exchange_url} replays "
+                        f"({info['source']}); drop --data")
+    if info["costs"] != pf.costs.model_dump(mode="json"):
+        log.warning("the exchange's cost model differs from %s (start it with --params %s for identical fills)",
+                    args.params, args.params)
+    print(f"connected to {ex.describe()}\n  symbols {', '.join(symbols)}, replay {start} -> {end}; "
+          f"{info['bars_total'] - info['cursor']} bar timestamps left")
+    return ex, info["source"], start, end
+
+
 def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec], symbols: list[str],
               run_dir: Path, notifier: Any) -> int:
     from alpaca.trading.client import TradingClient
@@ -575,22 +638,26 @@ def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec]
     from pairtrade.exchange import LocalExchange
     from pairtrade.live.secrets import LOCAL_KEY, LOCAL_SECRET
 
-    bs = load_bars(args.data, symbols=symbols, price_column=args.price_column) if args.data else embedded_bars()
-    for s in symbols:
-        bs.require(s)
-    if bs.bar_size != pf.bar_size:
-        raise DataError(f"{args.data or 'embedded data'} has {bs.bar_size} bars but {args.params} was optimised on "
-                        f"{pf.bar_size} bars; run optimizer.py on the same data")
-    bs = dataclasses.replace(bs, bars={s: regular_hours(bs.bars[s], bs.bar_size) for s in symbols})
-    start, end = replay_range(bs, pf, args.start, args.end)
-    # The lockstep replay compresses weeks into seconds, so Alpaca's 200 requests/min (wall clock) would
-    # throttle a replay that is well within budget in market time; --rate-limit-per-min turns it on.
-    ex = LocalExchange(bs, start=start, end=end, cash=args.cash, costs=pf.costs, key=LOCAL_KEY, secret=LOCAL_SECRET,
-                       rate_limit_per_min=args.rate_limit_per_min)
-    ex.start()
-    print(f"replaying {bs.source}\n  symbols {', '.join(symbols)}, {bs.bar_size} bars, regular hours, "
-          f"{start} -> {end} (the optimizer's in-sample range is {pf.data.start} .. {pf.data.end}, last bar "
-          f"start; the traders warm up on every closed bar from {pf.data.start})")
+    if getattr(args, "exchange_url", None):
+        ex, source, start, end = connect_exchange(args, pf, symbols)
+    else:
+        bs = load_bars(args.data, symbols=symbols, price_column=args.price_column) if args.data else embedded_bars()
+        for s in symbols:
+            bs.require(s)
+        if bs.bar_size != pf.bar_size:
+            raise DataError(f"{args.data or 'embedded data'} has {bs.bar_size} bars but {args.params} was optimised "
+                            f"on {pf.bar_size} bars; run optimizer.py on the same data")
+        bs = dataclasses.replace(bs, bars={s: regular_hours(bs.bars[s], bs.bar_size) for s in symbols})
+        start, end = replay_range(bs, pf, args.start, args.end)
+        # The lockstep replay compresses weeks into seconds, so Alpaca's 200 requests/min (wall clock) would
+        # throttle a replay that is well within budget in market time; --rate-limit-per-min turns it on.
+        ex = LocalExchange(bs, start=start, end=end, cash=args.cash, costs=pf.costs, key=LOCAL_KEY,
+                           secret=LOCAL_SECRET, rate_limit_per_min=args.rate_limit_per_min)
+        ex.start()
+        source = bs.source
+        print(f"replaying {bs.source}\n  symbols {', '.join(symbols)}, {bs.bar_size} bars, regular hours, "
+              f"{start} -> {end} (the optimizer's in-sample range is {pf.data.start} .. {pf.data.end}, last bar "
+              f"start; the traders warm up on every closed bar from {pf.data.start})")
     print(f"local paper exchange on {ex.base_url}; run dir {run_dir}")
     ctl = Controller(tradable, Path(args.params).resolve(), pf, run_dir, ex.base_url, LOCAL_KEY, LOCAL_SECRET,
                      stagger_secs=0.2 if args.stagger_secs is None else args.stagger_secs,
@@ -646,7 +713,7 @@ def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec]
     finally:
         ctl.shutdown()
         stop_streams(streams)
-        summary = write_summary(ctl, client, ex, stats, time.monotonic() - t0, start, end, bs.source)
+        summary = write_summary(ctl, client, ex, stats, time.monotonic() - t0, start, end, source)
         ex.stop()
         ctl.run.close()
         notifier.close()
