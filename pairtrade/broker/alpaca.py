@@ -12,11 +12,13 @@ Ambiguous submits are resolved here, never guessed.  alpaca-py (``alpaca.common.
 resends a request answered 429 or 504 up to 3 times, 3 s apart, with the same body -- hence the
 same ``client_order_id``.  When the first ``POST /v2/orders`` was booked before its 504, the resend
 is answered 422 "client_order_id must be unique".  :meth:`AlpacaBroker.submit_market` therefore
-treats every submit whose outcome is unknown (timeout, connection error, 429, 5xx, 504, the 422
-duplicate) as a question to the venue: it looks the order up by ``client_order_id`` and returns the
-booked order when there is one; :class:`OrderNotPlaced` when the venue does not know it (a resend
-with the same ``client_order_id`` is then safe: the id makes it idempotent);
-:class:`SubmitOutcomeUnknown` when even the lookup failed.  Only a definite refusal is an
+treats every failed submit -- timeout, connection error, 429, 5xx, 504, the 422 duplicate, and
+also a 4xx refusal, which may answer a resend whose first attempt was booked (on Alpaca e.g.
+"insufficient buying power", used up by the booked order) -- as a question to the venue: it looks
+the order up by ``client_order_id`` and returns the booked order when there is one;
+:class:`OrderNotPlaced` when the venue does not know it after a temporary error (a resend with the
+same ``client_order_id`` is then safe: the id makes it idempotent); :class:`SubmitOutcomeUnknown`
+when even the lookup failed.  Only a refusal of an order the venue does not hold is an
 :class:`OrderRejected`.
 
 Every REST call has a timeout (``timeout_secs``); alpaca-py itself sets none.
@@ -291,10 +293,10 @@ class AlpacaBroker:
     def submit_market(self, symbol: str, qty: float, client_order_id: str) -> OrderInfo:
         """Submit a day market order of ``qty`` shares (positive buy, negative sell); resolve ambiguity.
 
-        A submit whose outcome is unknown -- timeout, connection error, HTTP 429 or 5xx (alpaca-py
-        has already resent 429/504 three times), or the 422 "client_order_id must be unique" that
-        a resend of a booked order gets -- is answered by looking the order up by
-        ``client_order_id`` (``GET /v2/orders:by_client_order_id``) before returning.
+        Every failed submit -- timeout, connection error, HTTP 429 or 5xx (alpaca-py has already
+        resent 429/504 three times), the 422 "client_order_id must be unique" that a resend of a
+        booked order gets, or a refusal (which may answer such a resend) -- is checked by looking
+        the order up by ``client_order_id`` (``GET /v2/orders:by_client_order_id``) before returning.
 
         Parameters
         ----------
@@ -310,7 +312,8 @@ class AlpacaBroker:
         Raises
         ------
         OrderRejected
-            A definite refusal (4xx other than the duplicate-id 422): names the symbol.
+            A refusal (4xx other than the duplicate-id 422) of an order the venue does not hold:
+            names the symbol.
         OrderNotPlaced
             Temporary failure and the venue does not know the order (safe to resend, same id).
         SubmitOutcomeUnknown
@@ -332,9 +335,10 @@ class AlpacaBroker:
         except Exception as e:
             err = _translate(e, "submit", symbol)
             cause = e
+        # Any failure may follow a request that alpaca-py resent after a 429/504 whose first attempt was
+        # booked (the resend then meets a duplicate id, or e.g. the buying power the booked order uses):
+        # the venue is asked before anything is concluded.
         duplicate = is_duplicate_client_order_id(err)
-        if isinstance(err, (OrderRejected, OperationalBrokerError)) and not duplicate:
-            raise err from cause
         code = err.status_code
         try:
             found = self.get_order(client_order_id)
@@ -345,6 +349,8 @@ class AlpacaBroker:
             log.warning("submit %s %s: %s; the order was booked (%s), adopting it", client_order_id, symbol, err,
                         found.status)
             return found
+        if isinstance(err, (OrderRejected, OperationalBrokerError)) and not duplicate:
+            raise err from cause
         if duplicate:  # the venue says it has the id but cannot show it (yet): ask again later
             raise SubmitOutcomeUnknown(symbol, client_order_id, str(err), code) from cause
         raise OrderNotPlaced(symbol, client_order_id, str(err), code) from cause

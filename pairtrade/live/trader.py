@@ -36,9 +36,12 @@ Leg safety ("never a naked leg")
   on the group is aborted and unwound.  Open orders older than ``LegSafety.stale_order_bars``
   bars are cancelled.
 * **Repeated refusal.**  A refused group is retried after a backoff of 1, 2, 4 ... bars (at most
-  ``max_backoff_bars``), one alert per episode; after ``max_refusals`` consecutive refusals the
-  pair is disabled (one flatten attempt, one alert).  A failed order never changes the kernel's
-  entry prices: the kernel is set to what the pair holds at its fill prices.
+  ``max_backoff_bars``; a one-legged position is retried on the next bar), one alert per episode;
+  after ``max_refusals`` consecutive refusals the pair is disabled with one alert: no new entries,
+  and what it holds is flattened, retried every ``max_backoff_bars`` bars (a one-legged position
+  every ``max_backoff_bars // 4``) until the venue accepts.
+  A failed order never changes the kernel's entry prices: the kernel is set to what the pair holds
+  at its fill prices.
 * **Short sales.**  Before an entry with a short leg the asset's ``shortable`` and
   ``easy_to_borrow`` flags are checked (cached for ``asset_check_secs`` of bar time); a pair that
   cannot be shorted is not entered, with one alert per symbol and episode.
@@ -806,10 +809,18 @@ class Trader:
         self._sync_kernel()  # what is held, at its fill prices -- never the bar's closes
         what = ", ".join(f"{p.symbol} {p.qty:+g} {p.status}" + (f" ({p.error})" if p.error else "")
                          for p in orders)
-        backoff = self._backoff() if refused and not st.disabled else 0
+        naked = (held[0] == 0) != (held[1] == 0)
+        if st.disabled:  # no new alerts; a one-legged position is retried more often than a hedged one
+            backoff = max(1, self.safety.max_backoff_bars // 4) if naked else self.safety.max_backoff_bars
+        elif not refused:
+            backoff = 0
+        else:  # a one-legged position is retried on the next bar; a hedged one backs off 1, 2, 4 .. bars
+            backoff = 1 if naked else self._backoff()
         text = (f"{g['purpose']} failed: {what}; the pair holds {self.pair.y} {held[0]:+g}, {self.pair.x} {held[1]:+g}"
-                + ("" if flat else "; flattening it") + (f" (retry after {backoff} bars)" if backoff else ""))
+                + ("" if flat else "; flattening it") + (f" (retry after {backoff} bars)" if backoff and not flat
+                                                         else ""))
         self.event("group_failed", group=g["id"], purpose=g["purpose"], text=text, refusals=st.refusals)
+        self._retry_at = self.bar_no + backoff
         if st.disabled:
             return
         if st.refusals >= self.safety.max_refusals:
@@ -818,25 +829,27 @@ class Trader:
         if not st.episode:
             st.episode = True
             self.alert(text)
-        self._retry_at = self.bar_no + backoff
 
     def _backoff(self) -> int:
         return int(min(2 ** max(0, self.state.refusals - 1), self.safety.max_backoff_bars))
 
     def _disable(self, reason: str) -> None:
+        """No new entries; what the pair holds is flattened now and retried every ``max_backoff_bars``."""
         st = self.state
         st.disabled = reason
         held = (st.qty_y, st.qty_x)
         flat = held == (0.0, 0.0)
-        self.alert(f"pair disabled: {reason}; " + ("it holds nothing" if flat else
-                   f"one attempt to flatten {self.pair.y} {held[0]:+g}, {self.pair.x} {held[1]:+g}") +
-                   "; no further orders until trader.py --enable")
+        self.alert(f"pair disabled: {reason}; no new entries until trader.py --enable" + (
+            "" if flat else f"; flattening {self.pair.y} {held[0]:+g}, {self.pair.x} {held[1]:+g} now, retried "
+                            f"every {self.safety.max_backoff_bars} bars (one-legged: every "
+                            f"{max(1, self.safety.max_backoff_bars // 4)}) until the venue accepts"))
         if not flat:
+            st.repair, st.repair_why = True, "flatten_disabled"
             self._start_group(0.0, 0.0, "flatten_disabled", entering=False)
 
     def _maybe_repair(self) -> None:
         st = self.state
-        if st.group is None and st.repair and not st.disabled and self.bar_no >= self._retry_at:
+        if st.group is None and st.repair and self.bar_no >= self._retry_at:
             self._start_group(0.0, 0.0, st.repair_why or "repair", entering=False)
 
     def _check_imbalance(self) -> None:
