@@ -398,6 +398,30 @@ def test_own_one_legged_position_is_flattened_at_start(rig_factory):
     assert rig.positions() == {} and StateStore(rig.state_dir, "GS-MS").load().qty_y == 0
 
 
+def test_orders_recorded_for_the_pair_by_the_controller_are_followed(rig_factory):
+    """The controller flattens a pair whose trader died (give-up), recording its orders in the pair's ledger
+    first; the pair's next trader records their fills and holds nothing -- it does not 'exit' again."""
+    rig = rig_factory()
+    rig.run_until(lambda: rig.holding())
+    dead = rig.traders.pop("GS-MS")
+    held = {dead.pair.y: dead.state.qty_y, dead.pair.x: dead.state.qty_x}
+    store = StateStore(rig.state_dir, "GS-MS")
+    for leg, (sym, q) in zip("yx", held.items()):
+        store.record_order(f"r1-GS-MS-{leg}giveup", sym, -q, purpose="give_up")  # persist, then act
+        rig.broker.submit_market(sym, -q, f"r1-GS-MS-{leg}giveup")
+    rig.step()
+    assert rig.positions() == {}
+    n_orders = len(rig.orders())
+    t = rig.add("GS", "MS")
+    assert (t.state.qty_y, t.state.qty_x) == (0.0, 0.0) and not t.state.pending
+    assert not rig.events("alert")
+    rig.step(3)
+    assert rig.positions() == rig.ledger_positions()
+    assert all(o["client_order_id"].startswith("r1-GS-MS-") for o in rig.orders()[n_orders:])  # its own trades only
+    with pytest.raises(ValueError, match="not a leg"):
+        store.record_order("r1-GS-MS-zgiveup", "JPM", 1.0, purpose="give_up")
+
+
 def test_open_order_of_the_pair_unknown_to_the_ledger_is_cancelled_at_start(rig_factory):
     from alpaca.trading.enums import OrderSide, TimeInForce
     from alpaca.trading.requests import LimitOrderRequest

@@ -266,6 +266,36 @@ class Ledger:
                 db.execute("INSERT INTO trades (pair_id, exit_time, record) VALUES (?,?,?)",
                            (self.pair_id, str(t.get("exit_time")), json.dumps(t, default=_json_default)))
 
+    def record_order(self, client_order_id: str, symbol: str, qty: float, purpose: str) -> None:
+        """Record an order placed on the pair's behalf by someone else (the controller flattening a pair it
+        gave up), *before* it is submitted; the pair's trader follows it like its own (fills recorded at
+        its next start or bar).  An id already recorded is left as it is.
+
+        Parameters
+        ----------
+        client_order_id : the order's id (at most 48 characters; ``<run>-<Y>-<X>-...`` by convention)
+        symbol : one of the pair's symbols
+        qty : signed shares (+ buy, - sell), non-zero
+        purpose : why (e.g. ``"give_up"``)
+
+        Raises
+        ------
+        ValueError
+            ``qty`` zero or not finite, ``client_order_id`` empty or longer than 48 characters, or
+            ``symbol`` not a leg of the pair.
+        """
+        if not client_order_id or len(client_order_id) > 48:
+            raise ValueError(f"client_order_id must be 1..48 characters, got {client_order_id!r}")
+        if symbol not in self.pair_id.split("-", 1):
+            raise ValueError(f"symbol {symbol!r} is not a leg of pair {self.pair_id}")
+        if not (isinstance(qty, (int, float)) and math.isfinite(qty) and qty != 0):
+            raise ValueError(f"qty must be a non-zero number of shares, got {qty!r}")
+        now = _now()
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (client_order_id, self.pair_id, symbol, float(qty), None, "unknown", 0.0, None, 0,
+                        purpose, json.dumps({"announced": False}), now, now))
+
     # ------------------------------------------------------------------ queries
     def orders(self, pair_id: str | None = "", final: bool | None = None) -> list[PendingOrder]:
         """Stored orders, oldest first.

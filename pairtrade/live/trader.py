@@ -315,6 +315,11 @@ class Trader:
 
         Nothing is written on a bar that changed nothing (no per-bar fsync).
         """
+        gid = self.state.group["id"] if self.state.group else None
+        done = [p for p in self.state.pending if p.status in FINAL and p.group != gid]
+        if done:  # final orders outside the working group (e.g. recorded by the controller): retire them
+            self.state.pending = [p for p in self.state.pending if p not in done]
+            self._retired.extend(done)
         orders = [p for p in [*self._retired, *self.state.pending]
                   if self._saved_orders.get(p.client_order_id) != self._order_sig(p)]
         ksig = self._kernel_sig()
@@ -425,10 +430,10 @@ class Trader:
                  df.index[-1] if len(df) else "-")
 
     def owns(self, client_order_id: str) -> bool:
-        """True when ``client_order_id`` names an order of this pair (``<run>-<Y>-<X>-<y|x><seq>``, any run)."""
+        """True when ``client_order_id`` names an order placed for this pair: ``<run>-<Y>-<X>-<rest>``, any
+        run (the trader's own ``<y|x><seq>`` and, e.g., the controller's orders for the pair)."""
         parts = str(client_order_id).split("-")
-        return (len(parts) == 4 and parts[1] == self.pair.y and parts[2] == self.pair.x and len(parts[3]) > 1
-                and parts[3][0] in "yx" and parts[3][1:].isdigit())
+        return len(parts) == 4 and parts[1] == self.pair.y and parts[2] == self.pair.x and parts[3] != ""
 
     def reconcile(self) -> None:
         """Compare the ledger with the venue at start (and after a reconnect); fix or alert each difference.
@@ -446,10 +451,12 @@ class Trader:
         Temporary venue errors leave the affected step to the per-bar polling.
         """
         st = self.state
-        if st.group is not None:
-            st.group["bar_no"] = self.bar_no  # ages count in this process's bars
+        starting = self.bar_no == 0
+        if starting and st.group is not None:
+            st.group["bar_no"] = 0  # ages count in this process's bars
         for p in st.pending:
-            p.bar_no = self.bar_no
+            if starting:
+                p.bar_no = 0
             if p.status in FINAL:
                 continue
             try:
@@ -508,13 +515,18 @@ class Trader:
         st = self.state
         try:
             now = self.broker.now()
-            if st.history_mark is not None:
-                after = pd.Timestamp(st.history_mark) - pd.Timedelta(seconds=1)
-                for o in self.broker.orders("all", after=after, symbols=[self.pair.y, self.pair.x]):
+            after = None if st.history_mark is None else pd.Timestamp(st.history_mark) - pd.Timedelta(seconds=1)
+            for _ in range(20 if after is not None else 0):  # pages of 500, oldest first
+                page = self.broker.orders("all", after=after, symbols=[self.pair.y, self.pair.x])
+                for o in page:
                     if self.owns(o.client_order_id) and not self.store.has_order(o.client_order_id) \
                             and abs(o.filled_qty) > 1e-9:
                         self.alert(f"order {o.client_order_id} of this pair filled {o.filled_qty:+g} {o.symbol} at "
-                                   f"the venue but is not in the ledger {self.store.path}; not adopted")
+                                   f"the venue but is not in the ledger {self.store.path}; not adopted (orders "
+                                   f"placed for a pair belong in its ledger before submission: Ledger.record_order)")
+                if len(page) < 500 or page[-1].created_at is None:
+                    break
+                after = pd.Timestamp(page[-1].created_at)
         except BrokerError as e:
             log.warning("reconcile: order history not available (%s)", e)
             return
