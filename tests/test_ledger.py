@@ -72,8 +72,10 @@ def test_a_fill_seen_twice_is_recorded_once(tmp_path):
 def test_pairs_sharing_a_symbol_keep_separate_positions(tmp_path):
     a = Ledger(tmp_path / "l.sqlite", "GS-MS")
     b = Ledger(tmp_path / "l.sqlite", "JPM-GS")  # a second process on the same file
-    a.save(TraderState("GS-MS"), fills=[_fill("r-GS-MS-y1", "GS", 10.0, 1, 10.0), _fill("r-GS-MS-x2", "MS", -50, 1, -50)])
-    b.save(TraderState("JPM-GS"), fills=[_fill("r-JPM-GS-y1", "JPM", 7.0, 1, 7.0), _fill("r-JPM-GS-x2", "GS", -4, 1, -4)])
+    a.save(TraderState("GS-MS"), fills=[_fill("r-GS-MS-y1", "GS", 10.0, 1, 10.0),
+                                        _fill("r-GS-MS-x2", "MS", -50, 1, -50)])
+    b.save(TraderState("JPM-GS"), fills=[_fill("r-JPM-GS-y1", "JPM", 7.0, 1, 7.0),
+                                         _fill("r-JPM-GS-x2", "GS", -4, 1, -4)])
     assert a.positions() == {"GS": 10.0, "MS": -50.0}
     assert b.positions() == {"JPM": 7.0, "GS": -4.0}
     assert a.positions(None) == {"GS": 6.0, "MS": -50.0, "JPM": 7.0}
@@ -153,7 +155,8 @@ def test_trader_main_keeps_its_ledger_at_the_stable_location(tmp_path, monkeypat
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("PAIRTRADE_STATE_DIR", str(tmp_path / "home"))
     bs = load_bars(shared_file(EQUITIES_5MIN), symbols=["GS", "MS"])
-    with LocalExchange(bs, start="2025-12-15T14:30:00", key=LOCAL_KEY, secret=LOCAL_SECRET, rate_limit_per_min=None) as ex:
+    with LocalExchange(bs, start="2025-12-15T14:30:00", key=LOCAL_KEY, secret=LOCAL_SECRET,
+                       rate_limit_per_min=None) as ex:
         monkeypatch.setattr(sys, "stdin", io.StringIO('{"type": "stop"}\n'))
         rc = trader.main(["GS", "MS", "--params", str(tmp_path / "p.json"), "--trading-url", ex.base_url])
     assert rc == 0

@@ -71,7 +71,7 @@ from pairtrade.broker.alpaca import (AlpacaBroker, AssetInfo, BrokerError, Order
                                      SubmitOutcomeUnknown, TemporaryBrokerError, order_info)
 from pairtrade.config import CostModel, PairSpec, StrategyParams
 from pairtrade.data.bars import align, bar_seconds, parse_utc, regular_hours
-from pairtrade.live.ledger import FINAL, Ledger, StateStore, state_db_path
+from pairtrade.live.ledger import FINAL, Ledger, state_db_path
 from pairtrade.live.state import OpenTrade, PendingOrder, TraderState
 from pairtrade.strategy.kernel import S_BARS, S_LAST_REASON, PairStrategy
 
