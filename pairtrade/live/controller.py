@@ -527,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     tradable: list[PairSpec] = []
     # The embedded demo data (no --data, local exchange) has no cointegrated pair: the demo trades the rejected
     # pair so the first run shows the whole job, and says so. With any other data a rejected pair is never traded.
-    args.demo = args.exchange == "local" and (args.trade_rejected or (not args.data and not args.exchange_url\n                                                                     and not args.no_demo))
+    args.demo = args.exchange == "local" and (args.trade_rejected or (not args.data and not args.exchange_url
+                                                                     and not args.no_demo))
     for p in pairs_file.pairs:
         entry = pf.pairs.get(p.pair_id)
         if entry is None:
