@@ -186,8 +186,9 @@ def test_controller_bad_inputs(tmp_path, equities_5min):
     assert r.returncode == 2 and "skipping XOM-ZZZZ: not tradable (symbol not in data: ZZZZ)" in r.stdout
 
 
-def test_one_legged_position_is_flattened_at_start(tmp_path, equities_5min):
-    """Reconciliation: a position in only one leg (e.g. left by a crash) is closed and alerted."""
+def test_position_that_belongs_to_no_pair_is_reported_not_flattened_at_start(tmp_path, equities_5min):
+    """Reconciliation (issue 7, build item 2): a position no pair's ledger explains -- here 5 GS bought by hand --
+    is alerted and left alone; the pair's own one-legged shares are flattened (tests/test_leg_safety.py)."""
     from pairtrade.broker.alpaca import AlpacaBroker
     from pairtrade.config import PairSpec
     from pairtrade.data.bars import load_bars
@@ -206,9 +207,9 @@ def test_one_legged_position_is_flattened_at_start(tmp_path, equities_5min):
         t = Trader(PairSpec(y="GS", x="MS"), params, "5Min", broker, StateStore(tmp_path, "GS-MS"), msgs.append)
         t.start()
         alerts = [m for m in msgs if m.get("event") == "alert"]
-        assert alerts and "one-legged" in alerts[0]["text"]
-        assert any(m.get("event") == "order" and m["symbol"] == "GS" and m["qty"] == -5 for m in msgs)
+        assert len(alerts) == 1 and "GS" in alerts[0]["text"] and "belong to no pair" in alerts[0]["text"]
+        assert not any(m.get("event") == "order" for m in msgs)
         ex.advance()
         t.on_bars(ex.now, {})
-        assert broker.positions() == {}
+        assert broker.positions() == {"GS": 5.0}
         assert StateStore(tmp_path, "GS-MS").load().qty_y == 0
