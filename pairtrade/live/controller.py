@@ -10,8 +10,11 @@
 * owns the ONE market-data websocket (alpaca-py ``StockDataStream``) and the ONE ``trade_updates``
   stream (``TradingStream``) of the account and fans bars / order updates out to the traders over
   pipes (routing updates by ``client_order_id``);
-* starts the traders staggered (REST budget), restarts a crashed trader with exponential backoff,
-  prefixes each trader's log lines with its pair, and stops them cleanly on SIGINT/SIGTERM;
+* starts the traders staggered (REST budget), restarts a dead or hung trader with exponential
+  backoff within a restart budget that recovers over time (``--max-restarts`` per
+  ``--restart-window-mins``), flattens the legs of a pair it gives up on and alerts, prefixes each
+  trader's log lines with its pair, and stops them cleanly on SIGINT/SIGTERM (supervision:
+  :mod:`pairtrade.live.supervisor`);
 * writes ``events.jsonl``, ``trades.csv``, ``equity.csv`` and ``summary.json`` to ``--run-dir``.
 
 In the local replay the clock is *lockstep*: the controller advances the exchange by one bar, waits
@@ -31,12 +34,10 @@ import math
 import os
 import queue
 import signal
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,68 +45,15 @@ import pandas as pd
 
 from pairtrade.config import ConfigError, PairSpec, ParamsFile, load_pairs, load_params
 from pairtrade.data.bars import BarSet, DataError, bar_seconds, parse_utc, regular_hours
+from pairtrade.live.supervisor import Supervisor, TraderProc, bound_rest_time, flatten_pair, pair_holdings
 
 log = logging.getLogger("pairtrade.controller")
 ROOT = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------------------------
-# trader processes
+# trader processes: pairtrade.live.supervisor (TraderProc, Supervisor)
 # ----------------------------------------------------------------------------------------------
-@dataclass
-class TraderProc:
-    """A supervised trader subprocess and its message queue."""
-
-    pair: PairSpec
-    cmd: list[str]
-    env: dict[str, str]
-    proc: subprocess.Popen | None = None
-    inbox: "queue.Queue[dict]" = field(default_factory=queue.Queue)
-    restarts: int = 0
-    given_up: bool = False
-    last_exit: int | None = None
-
-    @property
-    def pair_id(self) -> str:
-        return self.pair.pair_id
-
-    def spawn(self) -> None:
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1, env=self.env, cwd=str(ROOT),
-                                     start_new_session=True)  # Ctrl-C reaches the controller only
-        threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True).start()
-        threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True).start()
-
-    def _read_stdout(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:  # type: ignore[union-attr]
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                self.inbox.put(json.loads(line))
-            except ValueError:
-                log.info("[%s] %s", self.pair_id, line)
-        self.inbox.put({"type": "_eof"})
-
-    def _read_stderr(self, proc: subprocess.Popen) -> None:
-        for line in proc.stderr:  # type: ignore[union-attr]
-            sys.stderr.write(f"[{self.pair_id}] {line}")
-        sys.stderr.flush()
-
-    def send(self, msg: dict) -> bool:
-        if self.proc is None or self.proc.poll() is not None:
-            return False
-        try:
-            self.proc.stdin.write(json.dumps(msg) + "\n")  # type: ignore[union-attr]
-            self.proc.stdin.flush()  # type: ignore[union-attr]
-            return True
-        except (BrokenPipeError, OSError):
-            return False
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-
 class RunLog:
     """The run directory: events.jsonl, trades.csv, equity.csv, summary.json (all appended as they come)."""
 
@@ -160,6 +108,9 @@ class RunLog:
 class Controller:
     """Supervises the traders and routes market data and order updates.
 
+    Supervision (processes, acks, restarts, giving up) is :class:`pairtrade.live.supervisor.Supervisor`;
+    this class wires it to the run records, the notifier and the account.
+
     Parameters
     ----------
     pairs : tradable pairs (already filtered)
@@ -169,16 +120,29 @@ class Controller:
     trading_url : REST url_override (local exchange) or None for Alpaca
     key, secret : credentials (never logged)
     stagger_secs : pause between trader starts (REST budget: each start costs about 6 requests)
-    max_restarts : restarts per trader before giving up on its pair
+    max_restarts, restart_window_secs : restart budget of each trader: at most ``max_restarts``
+        restarts in any rolling window of ``restart_window_secs`` seconds; a trader that dies with
+        its budget spent is given up and its pair flattened (:meth:`give_up`)
+    live : trade the live (real money) Alpaca account
+    notifier : Telegram notifier (or a null one; ``notify_alert`` is used)
+    ack_timeout_secs : per bar and per trader, seconds; a trader that misses it is killed and restarted
     warmup_start : first bar (ISO UTC) of the traders' warm-up history (``--warmup-start`` of
         trader.py); default ``params.data.start``, the optimizer's first bar, so the live signals
         continue the optimizer's in-sample computation
+    demo : local exchange only: traders may trade a pair the optimizer rejected
+    ready_timeout_secs : from a trader's start to its ``ready`` (warm-up), seconds
+    stop_timeout_secs : at shutdown, from ``stop`` to exit before a trader is terminated, seconds
+    lockstep : True for the local replay (the clock waits for every trader, restarts included),
+        False for Alpaca (a dispatch waits only for the traders it could send bars to)
+    rest_timeout_secs : read timeout of the controller's own REST calls (alpaca-py), seconds
     """
 
     def __init__(self, pairs: list[PairSpec], params_path: Path, params: ParamsFile, run_dir: Path,
                  trading_url: str | None, key: str, secret: str, stagger_secs: float = 1.0,
                  max_restarts: int = 5, live: bool = False, notifier: Any = None, ack_timeout_secs: float = 120.0,
-                 warmup_start: str | None = None, demo: bool = False):
+                 warmup_start: str | None = None, demo: bool = False, restart_window_secs: float = 3600.0,
+                 ready_timeout_secs: float = 180.0, stop_timeout_secs: float = 10.0, lockstep: bool = True,
+                 rest_timeout_secs: float = 30.0):
         run_dir = Path(run_dir).resolve()  # traders run with cwd=ROOT: their state must land in this run dir
         self.pairs = pairs
         self.params_path = params_path
@@ -189,18 +153,23 @@ class Controller:
         self.max_restarts = max_restarts
         self.ack_timeout_secs = ack_timeout_secs
         self.notifier = notifier
+        self.live = live
+        self._key, self._secret = key, secret
+        self.rest_timeout_secs = rest_timeout_secs
+        self._client: Any = None
         self.run_id = uuid.uuid4().hex[:6]
         self.stop_requested = threading.Event()
         self.bar_queue: "queue.Queue[tuple[str, pd.Timestamp, dict]]" = queue.Queue()
         self.traders: dict[str, TraderProc] = {}
         self.warmup_start = warmup_start or params.data.start
+        self.state_dir = run_dir / "state"
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         if trading_url is None:
             env["ALPACA_API_KEY"], env["ALPACA_SECRET_KEY"] = key, secret
         for p in pairs:
             cmd = [sys.executable, str(ROOT / "trader.py"), p.y, p.x, "--params", str(params_path),
-                   "--state-dir", str(run_dir / "state"), "--run-id", self.run_id,
+                   "--state-dir", str(self.state_dir), "--run-id", self.run_id,
                    "--warmup-start", str(self.warmup_start)]
             if trading_url:
                 cmd += ["--trading-url", trading_url]
@@ -214,67 +183,132 @@ class Controller:
             for s in (p.y, p.x):
                 self.symbol_pairs.setdefault(s, []).append(p.pair_id)
         self.final_stats: dict[str, dict] = {}
+        self.sup = Supervisor(self.traders, self.stop_requested, on_message=self._on_message,
+                              on_event=self.run.event, on_give_up=self.give_up, max_restarts=max_restarts,
+                              restart_window_secs=restart_window_secs, ack_timeout_secs=ack_timeout_secs,
+                              ready_timeout_secs=ready_timeout_secs, stop_timeout_secs=stop_timeout_secs,
+                              lockstep=lockstep, cwd=ROOT)
 
     # -- messages from traders ---------------------------------------------------------------
-    def _drain(self, tp: TraderProc, want: str | None = None, t: str | None = None,
-               timeout: float = 0.0) -> dict | None:
-        """Handle queued messages of ``tp``; return the first of type ``want`` (and ``t``) or None on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                msg = tp.inbox.get(timeout=max(0.0, remaining)) if remaining > 0 else tp.inbox.get_nowait()
-            except queue.Empty:
-                return None
-            kind = msg.get("type")
-            if kind == "event":
-                self.run.event(msg)
-            elif kind == "trade":
-                self.run.trade(msg)
-                log.info("[%s] round trip closed: %s pnl %.2f USD", tp.pair_id, msg.get("side"), msg["pnl_usd"])
-            elif kind == "stopped":
+    def _on_message(self, tp: TraderProc, msg: dict) -> None:
+        """Record a fact a trader reported (any incarnation); remember the last position it reported."""
+        kind = msg.get("type")
+        if kind == "event":
+            self.run.event(msg)
+            if msg.get("event") == "fill" and "position_y" in msg:
+                tp.reported = {tp.pair.y: float(msg["position_y"]), tp.pair.x: float(msg["position_x"])}
+            elif msg.get("event") == "reconcile" and "broker_qty_y" in msg:
+                tp.reported = {tp.pair.y: float(msg["broker_qty_y"]), tp.pair.x: float(msg["broker_qty_x"])}
+        elif kind == "trade":
+            self.run.trade(msg)
+            log.info("[%s] round trip closed: %s pnl %.2f USD", tp.pair_id, msg.get("side"), msg["pnl_usd"])
+        elif kind in ("stopped", "status"):
+            if kind == "stopped":
                 self.final_stats[tp.pair_id] = msg
-            elif kind == "_eof":
-                return msg if want is not None else None
-            if want is not None and kind == want and (t is None or msg.get("t") == t):
-                return msg
+            if "qty_y" in msg:
+                tp.reported = {tp.pair.y: float(msg["qty_y"] or 0.0), tp.pair.x: float(msg["qty_x"] or 0.0)}
 
-    def start_trader(self, tp: TraderProc, timeout: float = 180.0) -> bool:
-        tp.spawn()
-        msg = self._drain(tp, "ready", timeout=timeout)
-        if msg is None or msg.get("type") != "ready":
-            code = tp.proc.poll() if tp.proc else None
-            log.error("trader %s did not become ready (exit code %s)", tp.pair_id, code)
-            self.run.event({"type": "event", "event": "trader_failed_start", "pair": tp.pair_id, "exit_code": code})
-            return False
-        log.info("trader %s ready (pid %d)", tp.pair_id, tp.proc.pid)
-        self.run.event({"type": "event", "event": "trader_started", "pair": tp.pair_id, "pid": tp.proc.pid})
-        return True
+    def client(self) -> Any:
+        """The controller's alpaca-py ``TradingClient`` (created once, every request with a timeout)."""
+        if self._client is None:
+            from alpaca.trading.client import TradingClient
 
-    def supervise(self, tp: TraderProc) -> bool:
-        """Restart a dead trader with exponential backoff; False when its pair is given up."""
-        if tp.alive() or tp.given_up:
-            return not tp.given_up
-        code = tp.proc.poll() if tp.proc else None
-        while not self.stop_requested.is_set():
-            if tp.restarts >= self.max_restarts:
-                tp.given_up = True
-                text = f"trader {tp.pair_id} crashed {tp.restarts} times; giving up on this pair"
-                log.error(text)
-                self.run.event({"type": "event", "event": "trader_given_up", "pair": tp.pair_id})
-                if self.notifier is not None:
-                    self.notifier.notify_alert(text)
-                return False
-            tp.restarts += 1
-            delay = min(30.0, 0.5 * 2 ** (tp.restarts - 1))
-            log.warning("trader %s exited (code %s); restart %d in %.1f s", tp.pair_id, code, tp.restarts, delay)
-            self.run.event({"type": "event", "event": "trader_restart", "pair": tp.pair_id, "exit_code": code,
-                            "restart": tp.restarts, "backoff_secs": delay})
-            time.sleep(delay)
-            if self.start_trader(tp):
-                return True
-            code = tp.proc.poll() if tp.proc else None
-        return False
+            self._client = bound_rest_time(TradingClient(self._key, self._secret, paper=not self.live,
+                                                         url_override=self.trading_url),
+                                           read_secs=self.rest_timeout_secs)
+        return self._client
+
+    def pair_ledger(self, tp: TraderProc) -> Any:
+        """The ledger the pair's trader writes (``trader.py --state-dir``: ``<state_dir>/<mode>.sqlite``),
+        opened for ``tp``'s pair (:class:`pairtrade.live.ledger.Ledger`; close it after use).
+
+        Raises
+        ------
+        ValueError
+            The file exists but is not a ledger.
+        """
+        from pairtrade.live.ledger import Ledger, state_db_path
+
+        return Ledger(state_db_path("local", "live" if self.live else "paper", state_dir=self.state_dir), tp.pair_id)
+
+    def pair_state(self, tp: TraderProc) -> Any:
+        """The pair's state as its trader last stored it in the ledger, or None when there is no ledger yet.
+
+        Returns
+        -------
+        :class:`pairtrade.live.state.TraderState` or None
+
+        Raises
+        ------
+        ValueError
+            The ledger exists but cannot be read.
+        """
+        from pairtrade.live.ledger import state_db_path
+
+        if not state_db_path("local", "live" if self.live else "paper", state_dir=self.state_dir).exists():
+            return None
+        ledger = self.pair_ledger(tp)
+        try:
+            return ledger.load()
+        finally:
+            ledger.close()
+
+    def record_flatten_order(self, tp: TraderProc, client_order_id: str, symbol: str, qty: float) -> None:
+        """Write a closing order of a given-up pair to its ledger before it is submitted (persist, then act),
+        so the pair's next trader follows it and records its fills (``Ledger.record_order``)."""
+        ledger = self.pair_ledger(tp)
+        try:
+            ledger.record_order(client_order_id, symbol, qty, "give_up")
+        finally:
+            ledger.close()
+
+    def give_up(self, tp: TraderProc, exit_code: int | None) -> None:
+        """The restart budget of ``tp`` is spent: flatten the pair's own legs and alert.
+
+        What the pair holds comes from its trader's store (:meth:`pair_state`: stored position
+        plus late fills of the orders it stored; open ones are cancelled), or, when that is
+        unreadable, from the position the trader last reported (``fill`` events) --
+        never from the account-wide position, which may include other pairs' shares
+        (:func:`pairtrade.live.supervisor.pair_holdings`).  Each closing order is written to the
+        pair's ledger before it is submitted (:meth:`record_flatten_order`).  Records the event
+        ``pair_given_up`` (holdings, closing orders, errors) and sends an alert.
+        """
+        state, state_error = None, None
+        try:
+            state = self.pair_state(tp)
+        except Exception as e:  # corrupt or from another version: fall back to what the trader reported
+            state_error = str(e)
+        orders: list[dict] = []
+        prefix = f"{self.run_id}-{tp.pair_id}-"
+        try:
+            holdings, detail = pair_holdings(tp.pair, self.client(), state, tp.reported, prefix=prefix)
+            orders = flatten_pair(tp.pair, self.client(), holdings, prefix,
+                                  before_submit=lambda cid, sym, q: self.record_flatten_order(tp, cid, sym, q))
+        except Exception as e:  # the venue is unreachable: say what should be closed
+            holdings = dict(tp.reported) if state is None else {tp.pair.y: state.qty_y, tp.pair.x: state.qty_x}
+            detail = {"source": "state" if state is not None else "reported", "errors": [str(e)]}
+        failed = [o for o in orders if "error" in o or o.get("status") == "rejected"]
+        errors = (detail.get("errors") or []) + [f"{o['symbol']} order not in the ledger: {o['ledger_error']}"
+                                                 for o in orders if o.get("ledger_error")]
+        closing = ", ".join(f"{o['symbol']} {o['qty']:+g}" for o in orders) or "nothing held"
+        budget = tp.budget
+        held = ", ".join(f"{s} {q:+g}" for s, q in holdings.items())
+        text = (f"trader {tp.pair_id} died with its restart budget spent ({budget.max_restarts if budget else '?'} "
+                f"restarts per {budget.window_secs if budget else 0:g} s); giving up on this pair. Flattening its "
+                f"own legs (held {held}, from its {detail.get('source')}): {closing}")
+        if state_error:
+            text += f" (state file unreadable: {state_error}; used the trader's last report)"
+        if failed or errors:
+            text += f". FLATTEN INCOMPLETE, check {tp.pair.y}/{tp.pair.x}: " + "; ".join(
+                [f"{o['symbol']}: {o.get('error') or o.get('status')}" for o in failed] + errors)
+        log.error(text)
+        self.run.event({"type": "event", "event": "pair_given_up", "pair": tp.pair_id, "exit_code": exit_code,
+                        "restarts": tp.restarts, "holdings": holdings, "holdings_source": detail.get("source"),
+                        "late_fills": detail.get("late_fills", {}), "cancelled": detail.get("cancelled", []),
+                        "flatten_orders": orders, "errors": errors, "state_error": state_error,
+                        "flattened": not failed and not errors})
+        if self.notifier is not None:
+            self.notifier.notify_alert(text)
 
     def on_trade_update(self, data: Any) -> None:
         """Route an alpaca-py TradeUpdate to the trader that owns its client_order_id."""
@@ -289,50 +323,24 @@ class Controller:
 
     # -- the bar loop ------------------------------------------------------------------------
     def dispatch(self, t: pd.Timestamp, bars: dict[str, dict]) -> None:
-        """Send a timestamp's bars to the traders of the pairs they belong to and wait for acks."""
-        ts = t.isoformat()
-        waiting = []
-        for pid, tp in self.traders.items():
-            if tp.given_up:
-                continue
-            mine = {s: b for s, b in bars.items() if s in (tp.pair.y, tp.pair.x)}
-            if not mine:
-                continue
-            if not tp.alive() and not self.supervise(tp):
-                continue
-            if tp.send({"type": "bars", "t": ts, "bars": mine}):
-                waiting.append(tp)
-        for tp in waiting:
-            msg = self._drain(tp, "ack", ts, timeout=self.ack_timeout_secs)
-            if msg is None or msg.get("type") != "ack":
-                log.error("trader %s did not acknowledge bar %s", tp.pair_id, ts)
-                self.supervise(tp)
+        """Send a timestamp's bars to the traders of the pairs they belong to and wait for the acks.
+
+        Every trader is awaited at once, each with its own ``ack_timeout_secs``; a dead trader is
+        noticed within ``poll_secs`` and restarted (see :class:`~pairtrade.live.supervisor.Supervisor`).
+        """
+        self.sup.dispatch(t.isoformat(), bars)
+
+    def service(self) -> None:
+        """Handle the traders' messages and deaths between bars (the Alpaca loop calls this)."""
+        self.sup.pump(0.0)
 
     def shutdown(self) -> None:
-        for tp in self.traders.values():
-            tp.send({"type": "stop"})
-        for tp in self.traders.values():
-            if tp.proc is None:
-                continue
-            self._drain(tp, "stopped", timeout=20.0)
-            try:
-                tp.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                tp.proc.terminate()
-                try:
-                    tp.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    tp.proc.kill()
-            self._drain(tp)
+        """Stop every trader (``stop``, then SIGTERM, then SIGKILL) and record their last messages."""
+        self.sup.shutdown()
 
     def start_all(self) -> None:
-        for i, tp in enumerate(self.traders.values()):
-            if self.stop_requested.is_set():
-                break
-            if i:
-                time.sleep(self.stagger_secs)
-            if not self.start_trader(tp):
-                self.supervise(tp)
+        """Start the traders ``stagger_secs`` apart and wait until they are ready."""
+        self.sup.start_all(self.stagger_secs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -379,6 +387,28 @@ def stop_streams(streams: list[Any]) -> None:
 # ----------------------------------------------------------------------------------------------
 # CLI
 # ----------------------------------------------------------------------------------------------
+def _restart_count(text: str) -> int:
+    """``--max-restarts``: an integer >= 0 (argparse type)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return n
+
+
+def _window_mins(text: str) -> float:
+    """``--restart-window-mins``: a positive number of minutes (argparse type)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of minutes, got {text!r}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="controller.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -402,7 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--cash", type=float, default=100_000.0, help="local exchange starting cash, USD")
     ap.add_argument("--stagger-secs", type=float, default=None,
                     help="pause between trader starts (default 0.2 local, 2 alpaca)")
-    ap.add_argument("--max-restarts", type=int, default=5)
+    ap.add_argument("--max-restarts", type=_restart_count, default=5,
+                    help="restart budget: a trader that dies after this many restarts within --restart-window-mins "
+                         "is given up and its pair's legs are flattened")
+    ap.add_argument("--restart-window-mins", type=_window_mins, default=60.0,
+                    help="rolling window of the restart budget; older restarts no longer count")
     ap.add_argument("--rate-limit-per-min", type=int, default=None,
                     help="local exchange: enforce this many REST requests per wall-clock minute (Alpaca: 200)")
     ap.add_argument("--equity-interval-mins", type=float, default=60.0, help="Telegram equity update period")
@@ -662,10 +696,11 @@ def run_local(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec]
     print(f"local paper exchange on {ex.base_url}; run dir {run_dir}")
     ctl = Controller(tradable, Path(args.params).resolve(), pf, run_dir, ex.base_url, LOCAL_KEY, LOCAL_SECRET,
                      stagger_secs=0.2 if args.stagger_secs is None else args.stagger_secs,
-                     max_restarts=args.max_restarts, notifier=notifier, demo=args.demo)
+                     max_restarts=args.max_restarts, notifier=notifier, demo=args.demo,
+                     restart_window_secs=60.0 * args.restart_window_mins)
     _install_signals(ctl)
     streams = start_streams(ctl, LOCAL_KEY, LOCAL_SECRET, ex.data_stream_url, ex.trade_stream_url, symbols, True)
-    client = TradingClient(LOCAL_KEY, LOCAL_SECRET, paper=True, url_override=ex.base_url)
+    client = bound_rest_time(TradingClient(LOCAL_KEY, LOCAL_SECRET, paper=True, url_override=ex.base_url))
     stats = {"bars": 0, "stale_timestamps": 0}
     t0 = time.monotonic()
     try:
@@ -782,10 +817,11 @@ def run_alpaca(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec
     print(f"trading Alpaca {'PAPER' if paper else 'LIVE (real money)'}; pairs {', '.join(p.pair_id for p in tradable)}")
     ctl = Controller(tradable, Path(args.params).resolve(), pf, run_dir, None, key, secret,
                      stagger_secs=2.0 if args.stagger_secs is None else args.stagger_secs,
-                     max_restarts=args.max_restarts, live=args.live, notifier=notifier)
+                     max_restarts=args.max_restarts, live=args.live, notifier=notifier,
+                     restart_window_secs=60.0 * args.restart_window_mins, lockstep=False)
     _install_signals(ctl)
     streams = start_streams(ctl, key, secret, None, None, symbols, paper)
-    client = TradingClient(key, secret, paper=paper)
+    client = bound_rest_time(TradingClient(key, secret, paper=paper))
     secs = bar_seconds(pf.bar_size)
     buckets: dict[pd.Timestamp, dict[str, dict]] = {}
     t0 = time.monotonic()
@@ -798,6 +834,7 @@ def run_alpaca(args: argparse.Namespace, pf: ParamsFile, tradable: list[PairSpec
                 sym, t, b = ctl.bar_queue.get(timeout=1.0)
             except queue.Empty:
                 sym = None
+            ctl.service()  # traders' messages, deaths and restarts between bars
             if sym is not None:
                 start = t.floor(f"{secs}s") if secs < 86400 else t.normalize()
                 cur = buckets.setdefault(start, {})
