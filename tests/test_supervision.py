@@ -23,7 +23,8 @@ import pytest
 
 from pairtrade.config import SCHEMA_VERSION, CostModel, PairSpec, ParamsFile, StrategyParams, atomic_write_json
 from pairtrade.live.controller import Controller
-from pairtrade.live.supervisor import RestartBudget, backoff_secs, bound_rest_time
+from pairtrade.broker.alpaca import bound_rest_time
+from pairtrade.live.supervisor import RestartBudget, backoff_secs
 
 FAKE_TRADER = r'''
 import fcntl, json, os, sys, time

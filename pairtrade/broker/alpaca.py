@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -178,16 +179,55 @@ def _translate(e: Exception, what: str, symbol: str | None = None) -> BrokerErro
     return BrokerError(f"{what}: {type(e).__name__}: {e}")
 
 
-def _timeout_session(timeout: tuple[float, float]) -> Any:
-    """A ``requests.Session`` whose requests time out after ``timeout`` (connect, read) seconds."""
+def bound_rest_time(client: Any, connect_secs: float = 5.0, read_secs: float = 30.0) -> Any:
+    """Give every REST request of an alpaca-py client a ``(connect, read)`` timeout; return the client.
+
+    alpaca-py's ``RESTClient`` (``alpaca/common/rest.py``) keeps a ``requests.Session`` in
+    ``client._session`` and calls ``self._session.request(method, url, **opts)`` with no timeout,
+    so a server that accepts the connection and never answers blocks the call for ever.  This
+    mounts a ``requests.adapters.HTTPAdapter`` whose ``send`` fills in the timeout when none is
+    given, for ``http://`` and ``https://``.  A timeout raises ``requests.exceptions.Timeout``
+    (``ConnectTimeout`` / ``ReadTimeout``, both ``requests.RequestException``); alpaca-py does not
+    retry it (it retries only HTTP 429 and 504, three times 3 s apart), so one call takes at most
+    about ``4 * (connect_secs + read_secs) + 9`` seconds.
+
+    Parameters
+    ----------
+    client : an alpaca-py REST client (``TradingClient``, ``StockHistoricalDataClient``, ...)
+    connect_secs : TCP connect timeout, seconds (> 0)
+    read_secs : longest silence while waiting for the response, seconds (> 0)
+
+    Returns
+    -------
+    the same client
+
+    Raises
+    ------
+    ValueError
+        A timeout that is not a positive number.
+    TypeError
+        ``client`` has no ``requests.Session`` in ``_session`` (not an alpaca-py REST client).
+    """
     import requests
+    from requests.adapters import HTTPAdapter
 
-    class _Session(requests.Session):
-        def request(self, method, url, **kw):  # type: ignore[override]
-            kw.setdefault("timeout", timeout)
-            return super().request(method, url, **kw)
+    for name, v in (("connect_secs", connect_secs), ("read_secs", read_secs)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
+    session = getattr(client, "_session", None)
+    if not isinstance(session, requests.Session):
+        raise TypeError(f"{type(client).__name__} has no requests.Session in _session; not an alpaca-py REST client")
 
-    return _Session()
+    class _TimeoutAdapter(HTTPAdapter):
+        def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = (float(connect_secs), float(read_secs))
+            return super().send(request, **kwargs)
+
+    adapter = _TimeoutAdapter()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return client
 
 
 class AlpacaBroker:
@@ -222,9 +262,8 @@ class AlpacaBroker:
             raise ValueError(f"retry_wait_secs must be a positive number of seconds, got {retry_wait_secs!r}")
         self.trading = TradingClient(key, secret, paper=paper, url_override=trading_url)
         self.data = StockHistoricalDataClient(key, secret, url_override=data_url)
-        timeout = (min(5.0, float(timeout_secs)), float(timeout_secs))
         for client in (self.trading, self.data):
-            client._session = _timeout_session(timeout)  # alpaca-py's RESTClient sends every call through it
+            bound_rest_time(client, min(5.0, float(timeout_secs)), float(timeout_secs))
             if retry_wait_secs is not None:
                 client._retry_wait = retry_wait_secs
 

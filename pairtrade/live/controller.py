@@ -45,7 +45,8 @@ import pandas as pd
 
 from pairtrade.config import ConfigError, PairSpec, ParamsFile, load_pairs, load_params
 from pairtrade.data.bars import BarSet, DataError, bar_seconds, parse_utc, regular_hours
-from pairtrade.live.supervisor import Supervisor, TraderProc, bound_rest_time, flatten_pair, pair_holdings
+from pairtrade.broker.alpaca import bound_rest_time
+from pairtrade.live.supervisor import Supervisor, TraderProc, flatten_pair, pair_holdings
 
 log = logging.getLogger("pairtrade.controller")
 ROOT = Path(__file__).resolve().parents[2]

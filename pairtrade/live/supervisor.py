@@ -37,7 +37,7 @@ The controller (:mod:`pairtrade.live.controller`) owns a :class:`Supervisor`, wh
 
 REST timeouts: alpaca-py's REST clients send every request through a ``requests.Session`` without a
 timeout (``alpaca/common/rest.py``: ``self._session.request(method, url, **opts)``), so a silent
-server blocks a call for ever.  :func:`bound_rest_time` mounts a ``requests`` transport adapter
+server blocks a call for ever.  :func:`pairtrade.broker.alpaca.bound_rest_time` mounts a ``requests`` transport adapter
 with a default ``(connect, read)`` timeout on the client's session.
 """
 
@@ -692,52 +692,3 @@ def flatten_pair(pair: PairSpec, client: Any, holdings: dict[str, float], client
 # ----------------------------------------------------------------------------------------------
 # REST timeouts for alpaca-py clients
 # ----------------------------------------------------------------------------------------------
-def bound_rest_time(client: Any, connect_secs: float = 5.0, read_secs: float = 30.0) -> Any:
-    """Give every REST request of an alpaca-py client a ``(connect, read)`` timeout; return the client.
-
-    alpaca-py's ``RESTClient`` (``alpaca/common/rest.py``) keeps a ``requests.Session`` in
-    ``client._session`` and calls ``self._session.request(method, url, **opts)`` with no timeout,
-    so a server that accepts the connection and never answers blocks the call for ever.  This
-    mounts a ``requests.adapters.HTTPAdapter`` whose ``send`` fills in the timeout when none is
-    given, for ``http://`` and ``https://``.  A timeout raises ``requests.exceptions.Timeout``
-    (``ConnectTimeout`` / ``ReadTimeout``, both ``requests.RequestException``); alpaca-py does not
-    retry it (it retries only HTTP 429 and 504, three times 3 s apart), so one call takes at most
-    about ``4 * (connect_secs + read_secs) + 9`` seconds.
-
-    Parameters
-    ----------
-    client : an alpaca-py REST client (``TradingClient``, ``StockHistoricalDataClient``, ...)
-    connect_secs : TCP connect timeout, seconds (> 0)
-    read_secs : longest silence while waiting for the response, seconds (> 0)
-
-    Returns
-    -------
-    the same client
-
-    Raises
-    ------
-    ValueError
-        A timeout that is not a positive number.
-    TypeError
-        ``client`` has no ``requests.Session`` in ``_session`` (not an alpaca-py REST client).
-    """
-    import requests
-    from requests.adapters import HTTPAdapter
-
-    for name, v in (("connect_secs", connect_secs), ("read_secs", read_secs)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
-    session = getattr(client, "_session", None)
-    if not isinstance(session, requests.Session):
-        raise TypeError(f"{type(client).__name__} has no requests.Session in _session; not an alpaca-py REST client")
-
-    class _TimeoutAdapter(HTTPAdapter):
-        def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-            if kwargs.get("timeout") is None:
-                kwargs["timeout"] = (float(connect_secs), float(read_secs))
-            return super().send(request, **kwargs)
-
-    adapter = _TimeoutAdapter()
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return client
