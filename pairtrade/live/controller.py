@@ -162,6 +162,7 @@ class Controller:
         self.stop_requested = threading.Event()
         self.bar_queue: "queue.Queue[tuple[str, pd.Timestamp, dict]]" = queue.Queue()
         self.traders: dict[str, TraderProc] = {}
+        self.trade_stream_connects = 0
         self.warmup_start = warmup_start or params.data.start
         self.state_dir = run_dir / "state"
         env = dict(os.environ)
@@ -322,6 +323,21 @@ class Controller:
                          "order": payload})
                 return
 
+    def on_trade_stream_connected(self) -> None:
+        """The trade_updates stream (re)connected: after a reconnect every trader reconciles its ledger.
+
+        Updates sent while the stream was down are lost (Alpaca does not replay them), so each trader
+        looks its orders up by ``client_order_id`` (``{"type": "reconcile"}``, see trader.py).
+        """
+        self.trade_stream_connects += 1
+        if self.trade_stream_connects < 2:
+            return
+        log.warning("trade_updates stream reconnected (connection %d): traders reconcile", self.trade_stream_connects)
+        self.run.event({"type": "event", "event": "trade_stream_reconnected",
+                        "connection": self.trade_stream_connects})
+        for tp in self.traders.values():
+            tp.send({"type": "reconcile"})
+
     # -- the bar loop ------------------------------------------------------------------------
     def dispatch(self, t: pd.Timestamp, bars: dict[str, dict]) -> None:
         """Send a timestamp's bars to the traders of the pairs they belong to and wait for the acks.
@@ -370,6 +386,15 @@ def start_streams(ctl: Controller, key: str, secret: str, data_url: str | None, 
         ctl.on_trade_update(u)
 
     trades.subscribe_trade_updates(on_update)
+    # alpaca-py reconnects the trade_updates websocket by itself and offers no hook; wrap the instance's connect
+    # step so that the controller hears of each (re)connection and has the traders reconcile
+    start_ws = trades._start_ws
+
+    async def start_ws_and_tell() -> None:
+        await start_ws()
+        ctl.on_trade_stream_connected()
+
+    trades._start_ws = start_ws_and_tell
     for s in (data, trades):
         threading.Thread(target=s.run, daemon=True, name=type(s).__name__).start()
     return [data, trades]
