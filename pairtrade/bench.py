@@ -5,6 +5,8 @@ Usage::
     python -m pairtrade.bench signals [--bars N] [--baseline-bars N]
     python -m pairtrade.bench hurst-gate [--window W] [--q Q ...]
     python -m pairtrade.bench null [--pairs N] [--grid 5min|daily|both] [--jobs 2]
+    python -m pairtrade.bench soak [--faults 200] [--seed 1] [--pairs JPM/BAC,BAC/C,XOM/CVX,GS/MS]
+    python -m pairtrade.bench replay [--pairs 10] [--bars 780]
 
 ``signals`` compares the streaming signal core (:class:`pairtrade.signals.pipeline.SignalEngine`) with
 the usual recompute-everything approach, in the same run:
@@ -21,6 +23,15 @@ the usual recompute-everything approach, in the same run:
 ``null`` runs the optimizer's CLI defaults on simulated independent random-walk pairs (share marked tradable:
 the false-positive rate) and on cointegrated pairs with known half-lives (share found), see
 :mod:`pairtrade.research.simulate`.
+
+``soak`` runs the daemon (controller.py, trader processes, alpaca-py) against a separate local
+exchange that injects faults of every kind, kills traders and the controller with SIGKILL, and
+checks the ledger against the exchange after every episode (:mod:`pairtrade.live.soak`); it ends
+with one line ``soak: faults=N orphan_legs=0 ...`` and a table by fault kind.
+
+``replay`` times the controller's lockstep loop (advance the in-process exchange, wait for the bars
+on the websocket, dispatch to the traders, wait for every ack) per bar, with 10 pairs trading the
+5-minute shared data: median and p90 in ms per bar.
 
 ``hurst-gate`` prints the random-walk null quantiles of the R/S estimator and how often gates
 reject bars on the shared data (pairs' Kalman spreads and single legs, which are near random walks).
@@ -488,6 +499,196 @@ def bench_null(n_pairs: int = 200, grids: tuple[str, ...] = ("5min", "daily"),
     return res
 
 
+# ----------------------------------------------------------------------------------------------
+# soak: faults of every kind against the daemon (pairtrade.live.soak)
+# ----------------------------------------------------------------------------------------------
+def bench_soak(faults: int = 200, seed: int = 1, pairs: str | None = None, **kw) -> dict | None:
+    """Run :func:`pairtrade.live.soak.run_soak`; print the table by fault kind and the one-line verdict.
+
+    Parameters
+    ----------
+    faults : faults to inject at least (exchange firings + kills)
+    seed : seed of the fault plan
+    pairs : ``"Y/X,Y/X,..."`` (default JPM/BAC, BAC/C, XOM/CVX, GS/MS)
+    **kw : other :class:`~pairtrade.live.soak.SoakConfig` fields
+
+    Returns
+    -------
+    dict or None
+        The figures (:class:`~pairtrade.live.soak.SoakResult` as a dict); None when the bars file is absent
+        (a message says so).
+
+    Raises
+    ------
+    ValueError
+        A setting out of range; ``SoakError`` when a process would not start or the replay stalled.
+    """
+    import dataclasses
+
+    from pairtrade.live.soak import DEFAULT_PAIRS, SoakConfig, data_path, parse_pairs, run_soak
+
+    cfg = SoakConfig(faults=faults, seed=seed, pairs=parse_pairs(pairs) if pairs else DEFAULT_PAIRS, **kw)
+    cfg.validate()
+    if data_path(cfg.data) is None:
+        print(f"soak skipped: the bars file {cfg.data or SHARED / EQUITIES_5MIN} is absent (it replays real "
+              f"5-minute bars; set PAIRTRADE_SHARED_DATA or --data)")
+        return None
+    res = run_soak(cfg)
+    print()
+    print(res.table())
+    print()
+    d = res.details
+    print(f"{res.bars} bars, {res.episodes} episodes, {d['controller_starts']} controller starts, {d['orders']} orders, "
+          f"{d['fills']} fills, {d['one_legged_spells']} one-legged spells (longest {d['longest_spell_bars']} bars), "
+          f"{len(res.checks)} ledger checks, {res.wall_secs:.0f} s; duplicated client_order_ids "
+          f"{d['duplicate_client_order_ids']}, duplicated trades {d['duplicate_trades']}")
+    for line in res.incidents:
+        print(f"incident: {line}")
+    if not res.clean:
+        print(f"files kept in {res.workdir}")
+    print(res.line())
+    return dataclasses.asdict(res)
+
+
+# ----------------------------------------------------------------------------------------------
+# replay: the controller's lockstep loop per bar
+# ----------------------------------------------------------------------------------------------
+#: pairs of the shared 5-minute file timed by ``replay`` (the first ``--pairs`` are used)
+REPLAY_PAIRS = (("XOM", "CVX"), ("GS", "MS"), ("JPM", "BAC"), ("BAC", "C"), ("XLE", "XOM"), ("XLF", "JPM"),
+                ("SPY", "QQQ"), ("NUGT", "GDX"), ("SOXL", "SOXS"), ("XLF", "BAC"), ("C", "JPM"), ("MS", "JPM"))
+
+_REPLAY_SNIPPET = r"""
+import json, sys, time
+from pairtrade.exchange import server
+from pairtrade.live import controller
+marks = []
+orig = server.LocalExchange.advance
+def advance(self, *a, **k):
+    marks.append(time.perf_counter())
+    return orig(self, *a, **k)
+server.LocalExchange.advance = advance
+code = controller.main(sys.argv[1:])
+print("REPLAY-TIMES " + json.dumps({"code": code, "marks": marks}), flush=True)
+"""
+
+
+def bench_replay(n_pairs: int = 10, bars: int = 780, start: str = "2025-12-01T14:30:00", skip: int = 5,
+                 workdir: Path | None = None) -> dict | None:
+    """Time the controller's lockstep replay loop per bar with ``n_pairs`` traders on the shared 5-minute bars.
+
+    ``controller.py --data FILE`` (in-process local exchange, one trader process per pair, the
+    parameters of ``tests/test_live.py``: entry at |z| >= 2, exit 0.5, stop 4, z-score over 78 bars, ADF
+    over 390, warm-up from the data's first bar) replays ``bars`` bar timestamps from ``start``; the
+    time between two successive ``LocalExchange.advance`` calls is one bar of the loop (advance and
+    fills, bars over the websocket, dispatch, every trader's ack, the equity row).  The first ``skip``
+    bars are left out.
+
+    Parameters
+    ----------
+    n_pairs : pairs timed, 1 .. len(REPLAY_PAIRS) (the first ones of :data:`REPLAY_PAIRS`)
+    bars : bar timestamps replayed (>= skip + 10)
+    start : replay start (ISO, UTC)
+    skip : first bars not timed
+    workdir : where the run records go (default: a temporary folder, removed)
+
+    Returns
+    -------
+    dict or None
+        ``median_ms``, ``p90_ms``, ``mean_ms``, ``max_ms`` (per bar), ``bars_timed``, ``pairs``, ``orders``,
+        ``trades``, ``bars_with_orders`` and the medians of the bars with and without orders (a bar whose
+        traders submit orders waits for their REST round trips); None when the bars file is absent.
+
+    Raises
+    ------
+    ValueError
+        ``n_pairs`` or ``bars`` out of range; RuntimeError when the controller fails.
+    """
+    import shutil
+    import tempfile
+
+    if not 1 <= n_pairs <= len(REPLAY_PAIRS):
+        raise ValueError(f"--pairs: expected 1..{len(REPLAY_PAIRS)}, got {n_pairs}")
+    if bars < skip + 10:
+        raise ValueError(f"--bars: expected >= {skip + 10}, got {bars}")
+    data = SHARED / EQUITIES_5MIN
+    if not data.exists():
+        print(f"replay skipped: the bars file {data} is absent")
+        return None
+    import pandas as pd
+
+    from pairtrade.config import SCHEMA_VERSION, CostModel, ParamsFile, StrategyParams, atomic_write_json
+    from pairtrade.data.bars import load_bars, regular_hours
+
+    pairs = REPLAY_PAIRS[:n_pairs]
+    symbols = sorted({s for p in pairs for s in p})
+    bs = load_bars(str(data), symbols=symbols)
+    t0 = pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tz is None else pd.Timestamp(start)
+    idx = pd.DatetimeIndex([])
+    for s in symbols:
+        idx = idx.union(regular_hours(bs.require(s), bs.bar_size).index)
+    idx = idx[idx >= t0]
+    if len(idx) < bars:
+        raise ValueError(f"--bars {bars}: only {len(idx)} bars from {start} in {data.name}")
+    end = idx[bars - 1]
+    own = workdir is None
+    wd = Path(tempfile.mkdtemp(prefix="pairtrade-replay-")) if own else Path(workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    try:
+        params = StrategyParams(entry_z=2.0, exit_z=0.5, stop_z=4.0, zscore_window_bars=78, adf_window_bars=390,
+                                hurst_window_bars=100, warmup_bars=390)
+        pf = ParamsFile(schema_version=SCHEMA_VERSION, generated_at="2026-01-01T00:00:00+00:00", bar_size="5Min",
+                        data={"source": "replay bench", "start": "2025-05-12T13:30:00+00:00",
+                              "end": (t0 - pd.Timedelta(minutes=5)).isoformat()},
+                        costs=CostModel(),
+                        pairs={f"{y}-{x}": {"y": y, "x": x, "tradable": True, "params": params} for y, x in pairs})
+        atomic_write_json(wd / "params.json", pf)
+        (wd / "pairs.json").write_text(json.dumps({"pairs": [{"y": y, "x": x} for y, x in pairs]}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM")}
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        cmd = [sys.executable, "-c", _REPLAY_SNIPPET, "--data", str(data), "--pairs", str(wd / "pairs.json"),
+               "--params", str(wd / "params.json"), "--run-dir", str(wd / "run"), "--start", t0.isoformat(),
+               "--end", end.isoformat(), "--env-file", str(wd / "no.env")]
+        wall = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=wd, env=env, timeout=1800)
+        wall = time.perf_counter() - wall
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith("REPLAY-TIMES ")]
+        if r.returncode != 0 or not line:
+            raise RuntimeError(f"controller failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
+        marks = np.asarray(json.loads(line[-1].split(" ", 1)[1])["marks"])
+        summary = json.loads((wd / "run" / "summary.json").read_text())
+        # bars whose dispatch placed orders (the traders' REST submits are inside the loop)
+        clocks = pd.to_datetime(pd.read_csv(wd / "run" / "equity.csv")["timestamp"], utc=True)
+        step = pd.Timedelta(minutes=5)
+        with_orders = set()
+        for ln in (wd / "run" / "events.jsonl").read_text().splitlines():
+            e = json.loads(ln)
+            if e.get("event") == "order" and e.get("t") not in (None, "None"):
+                with_orders.add(pd.Timestamp(e["t"]) + step)
+        busy = np.array([c in with_orders for c in clocks])
+    finally:
+        if own:
+            shutil.rmtree(wd, ignore_errors=True)
+    per_bar_all = np.diff(marks) * 1000.0       # bar i: from its advance to the next advance
+    per_bar = per_bar_all[skip:]
+    busy = busy[: per_bar_all.size][skip:] if busy.size >= per_bar_all.size else np.zeros(per_bar.size, bool)
+    quiet = per_bar[~busy]
+    res = {"pairs": [f"{y}-{x}" for y, x in pairs], "bars_replayed": int(summary["bars_replayed"]),
+           "bars_timed": int(per_bar.size), "median_ms": float(np.median(per_bar)),
+           "p90_ms": float(np.percentile(per_bar, 90)), "mean_ms": float(per_bar.mean()),
+           "max_ms": float(per_bar.max()), "orders": summary["orders"], "trades": summary["trades"],
+           "process_wall_s": wall, "replay": f"{t0} .. {end}", "bars_with_orders": int(busy.sum()),
+           "median_ms_bars_without_orders": float(np.median(quiet)) if quiet.size else None,
+           "median_ms_bars_with_orders": float(np.median(per_bar[busy])) if busy.any() else None}
+    print(f"lockstep replay, {n_pairs} pairs ({', '.join(res['pairs'])}), {res['bars_timed']} bars timed of "
+          f"{res['bars_replayed']} ({res['replay']}), {res['orders']} orders, {res['trades']} round trips:")
+    print(f"controller loop per bar: median {res['median_ms']:.2f} ms, p90 {res['p90_ms']:.2f} ms, mean "
+          f"{res['mean_ms']:.2f} ms, max {res['max_ms']:.1f} ms (goal: median <= 3 ms: "
+          f"{'MET' if res['median_ms'] <= 3.0 else 'NOT MET'}); process wall {wall:.1f} s")
+    print(f"  {res['bars_with_orders']} bars placed orders (median {_fmt(res['median_ms_bars_with_orders'])} ms), "
+          f"{per_bar.size - res['bars_with_orders']} did not (median {_fmt(res['median_ms_bars_without_orders'])} ms)")
+    return res
+
+
 def _fmt(v, spec: str = ".2f") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -511,7 +712,56 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--seed", type=int, default=2024)
     n.add_argument("--quiet", action="store_true", help="no progress bar")
     n.add_argument("--json", type=Path, default=None, help="also write the figures and per-pair records here")
+    k = sub.add_parser("soak", help="faults of every kind against controller.py and its traders; ledger checks")
+    k.add_argument("--faults", type=int, default=200, help="faults to inject at least (exchange firings + kills)")
+    k.add_argument("--seed", type=int, default=1, help="seed of the fault plan")
+    k.add_argument("--pairs", default=None, help="Y/X pairs separated by commas (>= 4, two sharing a leg; default "
+                                                 "JPM/BAC,BAC/C,XOM/CVX,GS/MS)")
+    k.add_argument("--episode-bars", type=int, default=40, help="bars with faults armed per episode")
+    k.add_argument("--settle-bars", type=int, default=8, help="calm bars after each episode, before its check")
+    k.add_argument("--grace-bars", type=int, default=3,
+                   help="bars a pair may stay one-legged with nothing working on it")
+    k.add_argument("--crash-between-legs-every", type=int, default=3,
+                   help="every this many controller starts the traders crash once between the legs of an entry "
+                        "(0: never)")
+    k.add_argument("--data", default=None, help="5-minute bars file (default: the shared IBKR equities file)")
+    k.add_argument("--start", default="2025-09-02T13:30:00", help="replay start (ISO, UTC)")
+    k.add_argument("--workdir", default=None, help="folder for the exchange state, run records and logs "
+                                                   "(default: a temporary one, removed after a clean soak)")
+    k.add_argument("--keep", action="store_true", help="keep the workdir after a clean soak")
+    k.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    r = sub.add_parser("replay", help="controller's lockstep loop time per bar with 10 pairs")
+    r.add_argument("--pairs", type=int, default=10, help=f"pairs (1..{len(REPLAY_PAIRS)})")
+    r.add_argument("--bars", type=int, default=780, help="bar timestamps replayed")
+    r.add_argument("--start", default="2025-12-01T14:30:00", help="replay start (ISO, UTC)")
+    r.add_argument("--json", type=Path, default=None, help="also write the figures here")
     a = ap.parse_args(argv)
+    if a.cmd == "soak":
+        from pairtrade.live.soak import SoakError
+
+        try:
+            res = bench_soak(a.faults, a.seed, a.pairs, episode_bars=a.episode_bars, settle_bars=a.settle_bars,
+                             grace_bars=a.grace_bars, crash_between_legs_every=a.crash_between_legs_every,
+                             data=a.data, start=a.start, workdir=a.workdir, keep=a.keep)
+        except (ValueError, SoakError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if res is None:
+            return 0
+        if a.json:
+            a.json.write_text(json.dumps(res, indent=2, default=str))
+        from pairtrade.live.soak import LINE_FIELDS
+
+        return 0 if all(res[f] == 0 for f in LINE_FIELDS) and not res["incidents"] else 1
+    if a.cmd == "replay":
+        try:
+            res = bench_replay(a.pairs, a.bars, a.start)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if res is not None and a.json:
+            a.json.write_text(json.dumps(res, indent=2))
+        return 0
     if a.cmd == "signals":
         res = bench_signals(a.bars, a.baseline_bars)
         if a.json:

@@ -463,6 +463,10 @@ class Trader:
                 info = self.broker.get_order(p.client_order_id)
             except BrokerError as e:
                 log.warning("reconcile: lookup of %s failed (%s); polled on the next bar", p.client_order_id, e)
+                if starting and p.status == "intent":
+                    # stored before submission by a process that may have sent it: booked or not is unknown
+                    # (an "intent" would be taken for never sent, and dropped when its group is aborted)
+                    p.status = "unknown"
                 continue
             if info is None:
                 if p.status in ("intent", "unknown"):
