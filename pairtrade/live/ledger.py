@@ -244,7 +244,7 @@ class Ledger:
         trades : closed round trips (JSON-able dicts with ``exit_time``)
         """
         st = {k: v for k, v in asdict(state).items() if k not in ("pending", "pair_id")}
-        blob = json.dumps(st, default=_json_default, allow_nan=True)
+        blob = json.dumps(st, default=json_default, allow_nan=True)
         now = _now()
         with self._tx() as db:
             db.execute("INSERT INTO pair_state VALUES (?, ?, ?) ON CONFLICT(pair_id) DO UPDATE SET "
@@ -264,7 +264,7 @@ class Ledger:
                             f["cum_qty"], f.get("bar_time"), now))
             for t in trades:
                 db.execute("INSERT INTO trades (pair_id, exit_time, record) VALUES (?,?,?)",
-                           (self.pair_id, str(t.get("exit_time")), json.dumps(t, default=_json_default)))
+                           (self.pair_id, str(t.get("exit_time")), json.dumps(t, default=json_default)))
 
     def record_order(self, client_order_id: str, symbol: str, qty: float, purpose: str) -> None:
         """Record an order placed on the pair's behalf by someone else (the controller flattening a pair it
@@ -369,7 +369,7 @@ class Ledger:
         path = Path(path) if path is not None else self.dir / f"{self.pair_id}.json"
         d = asdict(state)
         d["ledger"] = str(self.path)
-        atomic_write_json(path, json.loads(json.dumps(d, default=_json_default)))
+        atomic_write_json(path, json.loads(json.dumps(d, default=json_default)))
         return path
 
 
@@ -393,7 +393,8 @@ def _clean(q: float) -> float:
     return 0.0 if r == 0 else r
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps`` fallback: numpy scalars as numbers, non-finite floats as null, anything else as text."""
     import numpy as np
 
     if isinstance(o, (np.floating, np.integer)):

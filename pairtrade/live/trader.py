@@ -71,7 +71,7 @@ from pairtrade.broker.alpaca import (AlpacaBroker, AssetInfo, BrokerError, Order
                                      SubmitOutcomeUnknown, TemporaryBrokerError, order_info)
 from pairtrade.config import CostModel, PairSpec, StrategyParams
 from pairtrade.data.bars import align, bar_seconds, parse_utc, regular_hours
-from pairtrade.live.ledger import FINAL, Ledger, state_db_path
+from pairtrade.live.ledger import FINAL, Ledger, json_default, state_db_path
 from pairtrade.live.state import OpenTrade, PendingOrder, TraderState
 from pairtrade.strategy.kernel import S_BARS, S_LAST_REASON, PairStrategy
 
@@ -1081,16 +1081,8 @@ class Trader:
 # process entry point
 # ----------------------------------------------------------------------------------------------
 def _stdout_emit(msg: dict) -> None:
-    sys.stdout.write(json.dumps(msg, default=_json_default) + "\n")
+    sys.stdout.write(json.dumps(msg, default=json_default) + "\n")
     sys.stdout.flush()
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return str(o)
 
 
 def serve(trader: Trader, lines: Any = None) -> int:
