@@ -473,9 +473,7 @@ class Trader:
                     p.status = "not_sent"
                     self.event("order_not_sent", symbol=p.symbol, qty=p.qty, client_order_id=p.client_order_id)
                 else:
-                    p.status = "lost"
-                    self.alert(f"order {p.client_order_id} ({p.symbol} {p.qty:+g}) was booked but the venue no "
-                               f"longer knows it; its fills so far ({p.filled_qty:+g}) stay in the ledger")
+                    self._order_lost(p, f"; its fills so far ({p.filled_qty:+g}) stay in the ledger")
                 continue
             self._apply(p, info)
         self._persist()  # missed fills first: the position check reads the ledger
@@ -732,11 +730,15 @@ class Trader:
                 if p.status == "unknown":
                     p.status = "intent"  # not booked: resend
                 else:
-                    p.status = "lost"
-                    self.alert(f"order {p.client_order_id} ({p.symbol} {p.qty:+g}) was booked but the venue no "
-                               f"longer knows it")
+                    self._order_lost(p)
                 continue
             self._apply(p, info)
+
+    def _order_lost(self, p: PendingOrder, detail: str = "") -> None:
+        """A booked order the venue no longer knows: mark it lost and alert (its recorded fills stay)."""
+        p.status = "lost"
+        self.alert(f"order {p.client_order_id} ({p.symbol} {p.qty:+g}) was booked but the venue no longer knows it"
+                   f"{detail}")
 
     def _manage(self) -> None:
         """Resend orders not placed yet, cancel stale ones, settle the group, start a pending repair."""
